@@ -1,0 +1,71 @@
+"""The exception hierarchy and the documented exit codes.
+
+Every error a user can meet is one of these; the top-level handler in ``main``
+prints its message (one line that says what to do next) and exits with its code.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_UNEXPECTED = 1
+EXIT_USAGE = 2
+EXIT_LOGIN_REQUIRED = 3
+EXIT_ENDPOINT_NOT_READY = 4
+EXIT_TRANSFER_FAILED = 5
+
+EXIT_CODES_HELP = """\
+Exit codes:
+  0  success, nothing to do, or skipped because another run holds the lock
+  1  unexpected error (see the log)
+  2  usage or configuration error
+  3  login or consent required
+  4  an endpoint is not ready
+  5  a transfer failed"""
+
+
+class GlobusAutoError(Exception):
+    """Base of every error this tool reports to its user."""
+
+    exit_code = EXIT_UNEXPECTED
+
+
+class ConfigError(GlobusAutoError):
+    """The configuration file is missing, unreadable or invalid."""
+
+    exit_code = EXIT_USAGE
+
+
+class SourceError(GlobusAutoError):
+    """The source directory is missing, unreadable or looks unmounted."""
+
+    exit_code = EXIT_UNEXPECTED
+
+
+class DatastoreError(GlobusAutoError):
+    """The datastore could not be opened or written."""
+
+    exit_code = EXIT_UNEXPECTED
+
+
+class LoginRequired(GlobusAutoError):
+    """A login or a consent is needed before the tool can talk to Globus."""
+
+    exit_code = EXIT_LOGIN_REQUIRED
+
+
+class EndpointNotReady(GlobusAutoError):
+    """A collection is unknown, offline, paused or refuses the listing."""
+
+    exit_code = EXIT_ENDPOINT_NOT_READY
+
+
+class TransferFailed(GlobusAutoError):
+    """Globus reported a task FAILED, or a submission was refused."""
+
+    exit_code = EXIT_TRANSFER_FAILED
+
+
+class GlobusUnavailable(GlobusAutoError):
+    """Globus could not be reached or answered with a server error."""
+
+    exit_code = EXIT_UNEXPECTED
