@@ -1,0 +1,1 @@
+"""Fixtures that start the local Globus service (filled in with the emulator)."""
