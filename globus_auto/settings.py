@@ -1,0 +1,832 @@
+"""Find, execute and validate the user's ``config.py``; produce frozen settings.
+
+The config file is Python, as in the seed ``globus_auto``: its names (``SRC_ID``,
+``SRC_DIR``, ``DST_ID``, ``DST_DIR``, ``CLIENT_ID``, ``EMAIL_*``) still describe
+one job named ``default``; ``TRANSFERS`` adds more jobs. Every problem found is
+collected and reported in one :class:`ConfigError`, one line per problem, each
+naming the file and the variable.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import math
+import os
+import posixpath
+import re
+import stat
+import types
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import platformdirs
+
+from globus_auto.errors import ConfigError
+
+APP_NAME = "globus_auto"
+CONFIG_ENV = "GLOBUS_AUTO_CONFIG"
+CLIENT_SECRET_ENV = "GLOBUS_AUTO_CLIENT_SECRET"
+DEFAULT_PASSWORD_ENV = "GLOBUS_AUTO_EMAIL_PASSWORD"
+DEFAULT_JOB_NAME = "default"
+DEFAULT_RECURSIVE_THRESHOLD = 1000
+
+Security = Literal["starttls", "ssl", "none"]
+SECURITY_VALUES: tuple[Security, ...] = ("starttls", "ssl", "none")
+DEFAULT_PORTS: dict[str, int] = {"ssl": 465, "starttls": 587, "none": 25}
+
+JOB_NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+# Seed names that describe the job named "default".
+SEED_JOB_NAMES = ("SRC_ID", "SRC_DIR", "DST_ID", "DST_DIR", "SRC_LOCAL_DIR")
+# Seed names kept for compatibility and ignored, with the reason given in a note.
+IGNORED_NAMES = {
+    "CODE_PATH": "globus-auto is an installed package; cron runs the `globus-auto`"
+    " command directly (see crontab.example)",
+    "PYTHON_PATH": "cron runs the `globus-auto` console script, which already knows"
+    " its Python interpreter",
+}
+GLOBAL_NAMES = (
+    "CLIENT_ID",
+    "CLIENT_SECRET",
+    "STATE_DIR",
+    "EXCLUDE",
+    "MIN_AGE",
+    "RECURSIVE_THRESHOLD",
+    "EMAIL_SENDER",
+    "EMAIL_RECIPIENTS",
+    "EMAIL_HOST",
+    "EMAIL_PORT",
+    "EMAIL_SECURITY",
+    "EMAIL_USERNAME",
+    "EMAIL_PASSWORD_FILE",
+    "EMAIL_PASSWORD_ENV",
+    "ALERT_REPEAT_HOURS",
+    "TASK_STUCK_HOURS",
+    "HEARTBEAT_URL",
+    "AUTH_KEEPALIVE_DAYS",
+    "TRANSFERS",
+)
+KNOWN_NAMES = frozenset(SEED_JOB_NAMES + GLOBAL_NAMES + tuple(IGNORED_NAMES))
+
+JOB_REQUIRED_KEYS = ("name", "src_id", "src_dir", "dst_id", "dst_dir")
+JOB_OPTIONAL_KEYS = (
+    "src_local_dir",
+    "exclude",
+    "min_age",
+    "recursive_threshold",
+    "email_recipients",
+)
+JOB_KEYS = JOB_REQUIRED_KEYS + JOB_OPTIONAL_KEYS
+
+COLLECTION_UUID_FIX = "copy the collection's UUID from app.globus.org"
+CLIENT_ID_FIX = "copy the Client UUID from app.globus.org/settings/developers"
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """How to reach the SMTP server; the password itself is never stored here."""
+
+    host: str = "localhost"
+    port: int | None = None  # None: 465 for ssl, 587 for starttls, 25 otherwise
+    security: Security = "none"
+    username: str | None = None
+    password_file: Path | None = None
+    password_env: str = DEFAULT_PASSWORD_ENV
+
+    @property
+    def effective_port(self) -> int:
+        """The configured port, or the usual one for the security mode."""
+        return self.port if self.port is not None else DEFAULT_PORTS[self.security]
+
+    def password(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """Read the SMTP password now: from ``password_file`` (one trailing
+        newline stripped) if set, else from the ``password_env`` variable.
+
+        Returns None when neither gives one. A file that cannot be read raises
+        ConfigError naming the file (never its content).
+        """
+        if self.password_file is not None:
+            try:
+                text = self.password_file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(
+                    f"EMAIL_PASSWORD_FILE: cannot read {self.password_file}: "
+                    f"{getattr(exc, 'strerror', None) or type(exc).__name__}"
+                ) from None
+            return text.rstrip("\r\n") or None
+        env = os.environ if environ is None else environ
+        return env.get(self.password_env) or None
+
+
+@dataclass(frozen=True)
+class Job:
+    """One source directory kept mirrored (as a superset) into one destination."""
+
+    name: str
+    src_id: str
+    src_dir: str
+    src_local_dir: Path
+    dst_id: str
+    dst_dir: str
+    exclude: tuple[str, ...] = ()
+    min_age: float = 0.0
+    recursive_threshold: int = DEFAULT_RECURSIVE_THRESHOLD
+    email_recipients: tuple[str, ...] = ()
+
+    @property
+    def identity(self) -> str:
+        """A stable key from both endpoints and both paths.
+
+        Why: pointing a job at a new destination must start it afresh. JSON keeps
+        the key unambiguous whatever characters the paths contain.
+        """
+        return json.dumps(
+            [self.src_id, self.src_dir, self.dst_id, self.dst_dir],
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything loaded from one config file. Secrets stay out of ``repr``."""
+
+    config_path: Path
+    client_id: str | None
+    client_secret: str | None = field(repr=False)
+    state_dir: Path
+    email_sender: str | None
+    smtp: SmtpSettings
+    alert_repeat_hours: float = 24.0
+    task_stuck_hours: float = 24.0
+    heartbeat_url: str | None = None
+    auth_keepalive_days: float = 30.0
+    jobs: tuple[Job, ...]
+    notes: tuple[str, ...] = ()
+
+    def job(self, name: str) -> Job:
+        """The job called ``name``; ConfigError listing the known jobs if absent."""
+        for job in self.jobs:
+            if job.name == name:
+                return job
+        known = ", ".join(job.name for job in self.jobs) or "none"
+        raise ConfigError(
+            f"{self.config_path}: no job named {name!r}; known jobs: {known}"
+        )
+
+
+def default_config_path() -> Path:
+    """``config.py`` in the platformdirs user config folder for globus_auto."""
+    return platformdirs.user_config_path(APP_NAME) / "config.py"
+
+
+def default_state_dir() -> Path:
+    """The platformdirs user state folder for globus_auto."""
+    return platformdirs.user_state_path(APP_NAME)
+
+
+def resolve_config_path(cli_value: str | None, environ: Mapping[str, str]) -> Path:
+    """``--config`` if given, else ``$GLOBUS_AUTO_CONFIG``, else the default."""
+    value = cli_value or environ.get(CONFIG_ENV)
+    if not value:
+        return default_config_path()
+    return Path(value).expanduser().absolute()
+
+
+def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Check, execute and validate the config file at ``path``.
+
+    ``environ`` (default ``os.environ``) may provide the client secret. Raises
+    one ConfigError listing every problem found.
+    """
+    env = os.environ if environ is None else environ
+    check_config_file(path)
+    namespace = execute_config(path)
+    return _Validator(path, namespace, env).settings()
+
+
+# --- the file itself -------------------------------------------------------------
+
+
+def check_config_file(path: Path) -> None:
+    """Refuse a missing config, or one others could have changed.
+
+    Why: the file is executed as code, like a shell rc file.
+    """
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: config file not found; create it with "
+            f"`mkdir -p {path.parent} && cp config.example.py {path}` and edit it, "
+            f"or point to one with --config PATH or ${CONFIG_ENV}"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"{path}: config path is not a regular file")
+    problems = []
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        problems.append(
+            f"{path}: config file is writable by group or others and it is executed "
+            f"as code; fix with `chmod go-w {path}`"
+        )
+    geteuid = getattr(os, "geteuid", None)
+    # Root may own it: root can change any file anyway (OpenSSH accepts this too).
+    if geteuid is not None and st.st_uid not in (geteuid(), 0):
+        problems.append(
+            f"{path}: config file is owned by uid {st.st_uid}, not by you "
+            f"(uid {geteuid()}), and it is executed as code; fix with "
+            f"`chown $(id -u) {path}` or use your own copy"
+        )
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def execute_config(path: Path) -> dict[str, Any]:
+    """Run the config file in a fresh namespace and return that namespace."""
+    try:
+        source = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    filename = str(path)
+    namespace: dict[str, Any] = {"__file__": filename, "__name__": "__config__"}
+    try:
+        code = compile(source, filename, "exec")
+    except SyntaxError as exc:
+        raise ConfigError(
+            f"{path}, line {exc.lineno}: syntax error: {exc.msg}"
+        ) from None
+    except ValueError as exc:  # e.g. source containing NUL bytes
+        raise ConfigError(f"{path}: cannot compile config file: {exc}") from None
+    try:
+        exec(code, namespace)
+    except (Exception, SystemExit) as exc:
+        line = _line_in_file(exc, filename)
+        where = f"{path}, line {line}" if line else f"{path}"
+        raise ConfigError(
+            f"{where}: the config file raised {type(exc).__name__}: {exc}"
+        ) from None
+    return namespace
+
+
+def _line_in_file(exc: BaseException, filename: str) -> int | None:
+    """The deepest traceback line that belongs to ``filename``."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+# --- validation --------------------------------------------------------------------
+
+
+class _Missing:
+    """Marks a name the config did not set."""
+
+
+MISSING = _Missing()
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _describe(value: object) -> str:
+    """A short description of a wrong value for an error message."""
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+def _is_ignorable(name: str, value: object) -> bool:
+    """Private names, modules, functions and classes are not settings.
+
+    Why: a config may ``import os`` or define helpers, as any Python file can.
+    """
+    return (
+        name.startswith("_")
+        or isinstance(value, types.ModuleType)
+        or callable(value)  # functions and classes, defined or imported
+    )
+
+
+def _entry_label(where: str, key: str) -> str:
+    return f"{where}.{key}"
+
+
+def _suggest(name: str, candidates: tuple[str, ...] | frozenset[str]) -> str:
+    matches = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {matches[0]}?" if matches else ""
+
+
+class _Validator:
+    """Turns an executed config namespace into Settings, collecting problems."""
+
+    def __init__(
+        self, path: Path, namespace: Mapping[str, Any], environ: Mapping[str, str]
+    ) -> None:
+        self.path = path
+        self.ns = namespace
+        self.environ = environ
+        self.problems: list[str] = []
+        self.notes: list[str] = []
+
+    def problem(self, where: str, message: str) -> None:
+        self.problems.append(f"{self.path}: {where}: {message}")
+
+    def get(self, name: str) -> Any:
+        return self.ns.get(name, MISSING)
+
+    def settings(self) -> Settings:
+        """Validate everything, then build Settings or raise one ConfigError."""
+        self.check_names()
+        client_id = self.required_uuid(
+            "CLIENT_ID", self.get("CLIENT_ID"), CLIENT_ID_FIX
+        )
+        client_secret = self.client_secret()
+        state_dir = self.local_dir("STATE_DIR", self.get("STATE_DIR"))
+        email_sender = self.optional_address("EMAIL_SENDER", self.get("EMAIL_SENDER"))
+        smtp = self.smtp()
+        alert_repeat = self.hours("ALERT_REPEAT_HOURS", 24.0)
+        stuck = self.hours("TASK_STUCK_HOURS", 24.0)
+        heartbeat = self.heartbeat_url()
+        keepalive = self.hours("AUTH_KEEPALIVE_DAYS", 30.0)
+        jobs = self.jobs()
+        if email_sender is None and any(job.email_recipients for job in jobs):
+            self.problem(
+                "EMAIL_SENDER",
+                "not set, but e-mail recipients are; set the From address, "
+                "e.g. EMAIL_SENDER = 'globus-auto@your.host'",
+            )
+        if self.problems:
+            raise ConfigError("\n".join(self.problems))
+        return Settings(
+            config_path=self.path,
+            client_id=client_id,
+            client_secret=client_secret,
+            state_dir=state_dir or default_state_dir(),
+            email_sender=email_sender,
+            smtp=smtp,
+            alert_repeat_hours=alert_repeat,
+            task_stuck_hours=stuck,
+            heartbeat_url=heartbeat,
+            auth_keepalive_days=keepalive,
+            jobs=jobs,
+            notes=tuple(self.notes),
+        )
+
+    # names --------------------------------------------------------------------
+
+    def check_names(self) -> None:
+        """Reject unknown and misspelled names; note the ignored seed names."""
+        for name, value in self.ns.items():
+            if name in IGNORED_NAMES:
+                self.notes.append(
+                    f"{name} is accepted but ignored: {IGNORED_NAMES[name]}"
+                )
+            elif name == "EMAIL_PASSWORD":
+                self.problem(
+                    name,
+                    "a password must not be stored in the config; put it in a file "
+                    "(mode 0600) named by EMAIL_PASSWORD_FILE, or in the environment "
+                    f"variable {DEFAULT_PASSWORD_ENV} (name set by EMAIL_PASSWORD_ENV)",
+                )
+            elif name in KNOWN_NAMES or _is_ignorable(name, value):
+                continue
+            elif name.isupper():
+                self.problem(
+                    name,
+                    "unknown name"
+                    + (
+                        _suggest(name, KNOWN_NAMES)
+                        or "; see config.example.py for the names"
+                    ),
+                )
+            elif name.upper() in KNOWN_NAMES:
+                self.problem(
+                    name, f"names are upper case; did you mean {name.upper()}?"
+                )
+
+    # scalar checks ----------------------------------------------------------------
+
+    def uuid_value(self, where: str, value: object, fix: str) -> str | None:
+        """A canonical lowercase UUID string, or None after recording a problem."""
+        if isinstance(value, uuid.UUID):
+            return str(value)
+        if isinstance(value, str):
+            try:
+                return str(uuid.UUID(value.strip()))
+            except ValueError:
+                pass
+        self.problem(where, f"{value!r} is not a UUID; {fix}")
+        return None
+
+    def required_uuid(self, where: str, value: object, fix: str) -> str | None:
+        if value is MISSING or value is None:
+            self.problem(where, f"required but not set; {fix}")
+            return None
+        return self.uuid_value(where, value, fix)
+
+    def string(self, where: str, value: object) -> str | None:
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+        self.problem(where, f"must be a non-empty string, not {_describe(value)}")
+        return None
+
+    def collection_path(self, where: str, value: object) -> str | None:
+        """An absolute POSIX path, normalized, without a trailing slash."""
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if not isinstance(value, str) or not value:
+            self.problem(where, f"must be a path string, not {_describe(value)}")
+            return None
+        if "\x00" in value or "\n" in value or "\r" in value:
+            self.problem(where, f"{value!r} contains a NUL or newline character")
+            return None
+        if not value.startswith("/"):
+            self.problem(
+                where,
+                f"{value!r} is not an absolute path; write the full path starting "
+                "with '/'",
+            )
+            return None
+        normalized = posixpath.normpath(value)
+        # POSIX keeps a leading '//' as special; Globus paths never need it.
+        return "/" + normalized.lstrip("/")
+
+    def local_dir(self, where: str, value: object) -> Path | None:
+        """An absolute local path ('~' expanded), or None if unset or wrong."""
+        if value is MISSING or value is None:
+            return None
+        if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+            self.problem(where, f"must be a path string, not {_describe(value)}")
+            return None
+        text = os.path.expanduser(os.fspath(value))
+        if not isinstance(text, str) or "\x00" in text:
+            self.problem(where, f"{value!r} is not a valid path")
+            return None
+        if not os.path.isabs(text):
+            self.problem(
+                where, f"{value!r} is not an absolute path; write the full path"
+            )
+            return None
+        return Path(os.path.normpath(text))
+
+    def number(
+        self, where: str, value: object, default: float, *, integer: bool = False
+    ) -> float:
+        """A non-negative number (int when ``integer``), else the default."""
+        if value is MISSING:
+            return default
+        kind = "a whole number" if integer else "a number"
+        if not _is_number(value) or (integer and not isinstance(value, int)):
+            self.problem(where, f"must be {kind}, not {_describe(value)}")
+            return default
+        number = cast(float, value)
+        if math.isnan(number) or number < 0:
+            self.problem(where, f"must be zero or more, not {value!r}")
+            return default
+        return number
+
+    def hours(self, name: str, default: float) -> float:
+        return float(self.number(name, self.get(name), default))
+
+    def address(self, where: str, value: object) -> str | None:
+        text = self.string(where, value)
+        if text is None:
+            return None
+        if "\n" in text or "\r" in text or "@" not in text:
+            self.problem(where, f"{text!r} is not an e-mail address")
+            return None
+        return text
+
+    def optional_address(self, where: str, value: object) -> str | None:
+        if value is MISSING or value is None:
+            return None
+        return self.address(where, value)
+
+    def recipients(self, where: str, value: object) -> tuple[str, ...]:
+        """One address, a comma-separated string, or a list/tuple of addresses."""
+        if value is MISSING or value is None:
+            return ()
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part.strip()]
+        if not isinstance(value, (list, tuple)):
+            self.problem(
+                where, f"must be a list of e-mail addresses, not {_describe(value)}"
+            )
+            return ()
+        found = [self.address(f"{where}[{i}]", item) for i, item in enumerate(value)]
+        return tuple(address for address in found if address is not None)
+
+    def patterns(self, where: str, value: object) -> tuple[str, ...]:
+        """Glob patterns relative to the source root."""
+        if value is MISSING or value is None:
+            return ()
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            self.problem(
+                where, f"must be a list of glob patterns, not {_describe(value)}"
+            )
+            return ()
+        result = []
+        for i, item in enumerate(value):
+            pattern = self.string(f"{where}[{i}]", item)
+            if pattern is None:
+                continue
+            if pattern.startswith("/"):
+                self.problem(
+                    f"{where}[{i}]",
+                    f"{pattern!r}: patterns are relative to the source root; "
+                    f"write {pattern.lstrip('/')!r}",
+                )
+                continue
+            result.append(pattern)
+        return tuple(result)
+
+    # globals --------------------------------------------------------------------
+
+    def client_secret(self) -> str | None:
+        """The environment variable wins, so the secret need not be in the file."""
+        from_env = self.environ.get(CLIENT_SECRET_ENV)
+        if from_env:
+            return from_env.strip()
+        value = self.get("CLIENT_SECRET")
+        if value is MISSING or value is None:
+            return None
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+        # Never echo the value: it may be a secret.
+        self.problem(
+            "CLIENT_SECRET", f"must be a non-empty string, not {type(value).__name__}"
+        )
+        return None
+
+    def smtp(self) -> SmtpSettings:
+        host = self.get("EMAIL_HOST")
+        host = "localhost" if host is MISSING or host is None else host
+        port = self.get("EMAIL_PORT")
+        if port is MISSING or port is None:
+            port = None
+        elif (
+            not isinstance(port, int)
+            or isinstance(port, bool)
+            or not (0 < port < 65536)
+        ):
+            self.problem("EMAIL_PORT", f"must be a port number 1-65535, not {port!r}")
+            port = None
+        username = self.get("EMAIL_USERNAME")
+        password_env = self.get("EMAIL_PASSWORD_ENV")
+        if password_env is MISSING or password_env is None:
+            password_env = DEFAULT_PASSWORD_ENV
+        elif not isinstance(password_env, str) or not ENV_NAME_RE.fullmatch(
+            password_env
+        ):
+            self.problem(
+                "EMAIL_PASSWORD_ENV",
+                f"{password_env!r} is not an environment variable name",
+            )
+            password_env = DEFAULT_PASSWORD_ENV
+        return SmtpSettings(
+            host=self.string("EMAIL_HOST", host) or "localhost",
+            port=port,
+            security=self.security(),
+            username=None
+            if username is MISSING or username is None
+            else self.string("EMAIL_USERNAME", username),
+            password_file=self.local_dir(
+                "EMAIL_PASSWORD_FILE", self.get("EMAIL_PASSWORD_FILE")
+            ),
+            password_env=password_env,
+        )
+
+    def security(self) -> Security:
+        value = self.get("EMAIL_SECURITY")
+        if value is MISSING or value is None or value is False:
+            return "none"
+        if isinstance(value, str) and value.strip().lower() in SECURITY_VALUES:
+            return cast(Security, value.strip().lower())
+        hint = (
+            _suggest(str(value).lower(), SECURITY_VALUES)
+            if isinstance(value, str)
+            else ""
+        )
+        self.problem(
+            "EMAIL_SECURITY",
+            f"{value!r} is not one of 'starttls', 'ssl', 'none'{hint}",
+        )
+        return "none"
+
+    def heartbeat_url(self) -> str | None:
+        value = self.get("HEARTBEAT_URL")
+        if value is MISSING or value is None:
+            return None
+        if (
+            isinstance(value, str)
+            and value.startswith(("http://", "https://"))
+            and not any(ch.isspace() for ch in value)
+        ):
+            return value.rstrip("/")
+        self.problem(
+            "HEARTBEAT_URL",
+            f"{value!r} is not an http:// or https:// URL "
+            "(e.g. https://hc-ping.com/<uuid>)",
+        )
+        return None
+
+    # jobs ------------------------------------------------------------------------
+
+    def jobs(self) -> tuple[Job, ...]:
+        """The seed-style job (if its names are set) followed by TRANSFERS."""
+        defaults = {
+            "exclude": self.patterns("EXCLUDE", self.get("EXCLUDE")),
+            "min_age": float(self.number("MIN_AGE", self.get("MIN_AGE"), 0.0)),
+            "recursive_threshold": int(
+                self.number(
+                    "RECURSIVE_THRESHOLD",
+                    self.get("RECURSIVE_THRESHOLD"),
+                    DEFAULT_RECURSIVE_THRESHOLD,
+                    integer=True,
+                )
+            ),
+            "email_recipients": self.recipients(
+                "EMAIL_RECIPIENTS", self.get("EMAIL_RECIPIENTS")
+            ),
+        }
+        jobs: list[Job] = []
+        seed = self.seed_job(defaults)
+        if seed is not None:
+            jobs.append(seed)
+        jobs.extend(self.transfer_jobs(defaults))
+        if not jobs and not self.problems:
+            self.problem(
+                "SRC_ID, SRC_DIR, DST_ID, DST_DIR",
+                "no job configured; set these four names for one job, or TRANSFERS "
+                "for several (see config.example.py)",
+            )
+        self.check_unique(jobs)
+        return tuple(jobs)
+
+    def seed_job(self, defaults: Mapping[str, Any]) -> Job | None:
+        if all(self.get(name) is MISSING for name in SEED_JOB_NAMES):
+            return None
+        values = {name.lower(): self.get(name) for name in SEED_JOB_NAMES}
+        values["name"] = DEFAULT_JOB_NAME
+        return self.build_job(values, defaults, lambda key: key.upper())
+
+    def transfer_jobs(self, defaults: Mapping[str, Any]) -> list[Job]:
+        value = self.get("TRANSFERS")
+        if value is MISSING or value is None:
+            return []
+        if not isinstance(value, (list, tuple)):
+            self.problem(
+                "TRANSFERS", f"must be a list of dicts, not {_describe(value)}"
+            )
+            return []
+        jobs = []
+        for i, entry in enumerate(value):
+            where = f"TRANSFERS[{i}]"
+            if not isinstance(entry, Mapping):
+                self.problem(where, f"must be a dict, not {_describe(entry)}")
+                continue
+            self.check_job_keys(where, entry)
+            job = self.build_job(
+                {key: entry.get(key, MISSING) for key in JOB_KEYS},
+                defaults,
+                functools.partial(_entry_label, where),
+            )
+            if job is not None:
+                jobs.append(job)
+        return jobs
+
+    def check_job_keys(self, where: str, entry: Mapping[Any, Any]) -> None:
+        for key in entry:
+            if key in JOB_KEYS:
+                continue
+            if isinstance(key, str) and key.lower() in JOB_KEYS:
+                hint = f"; did you mean {key.lower()!r}?"
+            else:
+                hint = _suggest(str(key), JOB_KEYS) or (
+                    f"; the keys are {', '.join(JOB_KEYS)}"
+                )
+            self.problem(f"{where}", f"unknown key {key!r}{hint}")
+
+    def build_job(
+        self,
+        values: Mapping[str, Any],
+        defaults: Mapping[str, Any],
+        label: Callable[[str], str],
+    ) -> Job | None:
+        """One Job from raw values (keys as in TRANSFERS); None after problems."""
+        before = len(self.problems)
+        name = values["name"]
+        if not isinstance(name, str) or not JOB_NAME_RE.fullmatch(name):
+            what = "required but not set" if name is MISSING else f"{name!r} is invalid"
+            self.problem(
+                label("name"), f"{what}; use letters, digits, '.', '_' and '-' only"
+            )
+        for key in ("src_id", "src_dir", "dst_id", "dst_dir"):
+            if values[key] is MISSING or values[key] is None:
+                self.problem(label(key), "required but not set")
+        src_id = self.present(
+            values, "src_id", label, self.uuid_value, COLLECTION_UUID_FIX
+        )
+        dst_id = self.present(
+            values, "dst_id", label, self.uuid_value, COLLECTION_UUID_FIX
+        )
+        src_dir = self.present(values, "src_dir", label, self.collection_path)
+        dst_dir = self.present(values, "dst_dir", label, self.collection_path)
+        local = self.local_dir(label("src_local_dir"), values.get("src_local_dir"))
+        overrides = self.job_overrides(values, defaults, label)
+        if len(self.problems) > before:
+            return None
+        assert src_id and dst_id and src_dir and dst_dir
+        return Job(
+            name=name,
+            src_id=src_id,
+            src_dir=src_dir,
+            src_local_dir=local or Path(src_dir),
+            dst_id=dst_id,
+            dst_dir=dst_dir,
+            **overrides,
+        )
+
+    def present(
+        self,
+        values: Mapping[str, Any],
+        key: str,
+        label: Callable[[str], str],
+        check: Callable[..., str | None],
+        *args: str,
+    ) -> str | None:
+        value = values[key]
+        if value is MISSING or value is None:
+            return None
+        return check(label(key), value, *args)
+
+    def job_overrides(
+        self,
+        values: Mapping[str, Any],
+        defaults: Mapping[str, Any],
+        label: Callable[[str], str],
+    ) -> dict[str, Any]:
+        """Per-job values replace the global defaults; absent ones inherit them."""
+        result = dict(defaults)
+        if values.get("exclude", MISSING) is not MISSING:
+            result["exclude"] = self.patterns(label("exclude"), values["exclude"])
+        if values.get("min_age", MISSING) is not MISSING:
+            result["min_age"] = float(
+                self.number(label("min_age"), values["min_age"], 0.0)
+            )
+        if values.get("recursive_threshold", MISSING) is not MISSING:
+            result["recursive_threshold"] = int(
+                self.number(
+                    label("recursive_threshold"),
+                    values["recursive_threshold"],
+                    DEFAULT_RECURSIVE_THRESHOLD,
+                    integer=True,
+                )
+            )
+        if values.get("email_recipients", MISSING) is not MISSING:
+            result["email_recipients"] = self.recipients(
+                label("email_recipients"), values["email_recipients"]
+            )
+        return result
+
+    def check_unique(self, jobs: list[Job]) -> None:
+        """Job names and identities must be unique (they key the datastore)."""
+        by_name: dict[str, Job] = {}
+        by_identity: dict[str, Job] = {}
+        for job in jobs:
+            if job.name in by_name:
+                self.problem(
+                    "TRANSFERS",
+                    f"job name {job.name!r} is used twice"
+                    + (
+                        " (the seed-style names SRC_ID/SRC_DIR/DST_ID/DST_DIR "
+                        "already define the job 'default')"
+                        if job.name == DEFAULT_JOB_NAME
+                        else ""
+                    ),
+                )
+            elif job.identity in by_identity:
+                other = by_identity[job.identity].name
+                self.problem(
+                    "TRANSFERS",
+                    f"jobs {other!r} and {job.name!r} have the same source and "
+                    "destination; keep one",
+                )
+            by_name.setdefault(job.name, job)
+            by_identity.setdefault(job.identity, job)
