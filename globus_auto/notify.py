@@ -1,0 +1,194 @@
+"""Sending: alert mails over SMTP and the optional heartbeat ping.
+
+Every call has a timeout and every failure becomes one ``NotifyError`` with a
+message that says what went wrong and where. The caller logs it as a warning and
+carries on: a notification failure never fails a run nor hides its own error.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import smtplib
+import socket
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from email.message import EmailMessage
+from typing import Literal, Protocol
+
+from .alerts import SUBJECT_PREFIX, header_safe, message_id
+from .errors import GlobusAutoError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORTS = {"ssl": 465, "starttls": 587, "none": 25}
+HEARTBEAT_MAX_BODY = 10_000
+
+
+class NotifyError(GlobusAutoError):
+    """A mail or a heartbeat ping could not be delivered."""
+
+
+class SmtpSettingsLike(Protocol):
+    """The shape of ``settings.SmtpSettings`` that this module relies on."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int | None: ...
+    @property
+    def security(self) -> Literal["starttls", "ssl", "none"]: ...
+    @property
+    def username(self) -> str | None: ...
+    def password(self) -> str | None: ...
+
+
+def smtp_port(smtp: SmtpSettingsLike) -> int:
+    """The configured port, else 465 for ssl, 587 for starttls and 25 otherwise."""
+    return smtp.port if smtp.port is not None else DEFAULT_PORTS.get(smtp.security, 25)
+
+
+def send_mail(
+    message: EmailMessage,
+    smtp: SmtpSettingsLike,
+    timeout: float = 30,
+    tls_context: ssl.SSLContext | None = None,
+) -> None:
+    """Send ``message`` to the addresses in its To/Cc headers.
+
+    ``tls_context`` defaults to the system's certificate checks; tests pass one
+    that trusts their own certificate. Raises ``NotifyError`` on any failure.
+    """
+    where = f"{smtp.host}:{smtp_port(smtp)} ({smtp.security})"
+    context = tls_context or ssl.create_default_context()
+    try:
+        with _connect(smtp, timeout, context) as client:
+            _login_if_configured(client, smtp)
+            refused = client.send_message(message)
+    except NotifyError:
+        raise
+    except smtplib.SMTPAuthenticationError as error:
+        raise NotifyError(f"SMTP login to {where} failed: {_reply(error)}") from error
+    except smtplib.SMTPException as error:
+        raise NotifyError(
+            f"could not send mail via {where}: {_reply(error)}"
+        ) from error
+    except ssl.SSLError as error:
+        raise NotifyError(f"TLS with {where} failed: {error}") from error
+    except OSError as error:
+        text = error.strerror or str(error) or type(error).__name__
+        raise NotifyError(f"could not reach the SMTP server {where}: {text}") from error
+    if refused:
+        log.warning("the SMTP server refused some recipients: %s", sorted(refused))
+
+
+def _connect(
+    smtp: SmtpSettingsLike, timeout: float, context: ssl.SSLContext
+) -> smtplib.SMTP:
+    """An SMTP session, already encrypted unless security is "none"."""
+    port = smtp_port(smtp)
+    if smtp.security == "ssl":
+        return smtplib.SMTP_SSL(smtp.host, port, timeout=timeout, context=context)
+    client = smtplib.SMTP(smtp.host, port, timeout=timeout)
+    if smtp.security == "starttls":
+        try:
+            client.ehlo()
+            client.starttls(context=context)
+            client.ehlo()
+        except BaseException:
+            client.close()
+            raise
+    return client
+
+
+def _login_if_configured(client: smtplib.SMTP, smtp: SmtpSettingsLike) -> None:
+    if smtp.username is None:
+        return
+    password = smtp.password()
+    if password is None:
+        raise NotifyError(
+            f"EMAIL_USERNAME is set to {smtp.username!r} but no password was found: "
+            "set EMAIL_PASSWORD_FILE or the password environment variable"
+        )
+    client.login(smtp.username, password)
+
+
+def _reply(error: smtplib.SMTPException) -> str:
+    """The server's reply in an SMTP error, as one readable line."""
+    code = getattr(error, "smtp_code", None)
+    text = getattr(error, "smtp_error", None)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    if code is not None and text:
+        return f"{code} {text}"
+    return str(error) or type(error).__name__
+
+
+def send_test_mail(
+    smtp: SmtpSettingsLike,
+    sender: str,
+    recipients: Sequence[str],
+    timeout: float = 30,
+    tls_context: ssl.SSLContext | None = None,
+) -> None:
+    """Send one short test message (for ``globus-auto check --test-mail``)."""
+    hostname = socket.gethostname()
+    now = datetime.now(timezone.utc)
+    message = EmailMessage()
+    message["Subject"] = f"{SUBJECT_PREFIX} test message from {header_safe(hostname)}"
+    message["From"] = header_safe(sender)
+    message["To"] = ", ".join(header_safe(address) for address in recipients)
+    message["Date"] = email.utils.format_datetime(now)
+    message["Message-ID"] = message_id(hostname)
+    message.set_content(
+        f"This is a test message from globus-auto on {hostname}.\n"
+        "If you can read it, alert mails will reach you.\n"
+    )
+    send_mail(message, smtp, timeout=timeout, tls_context=tls_context)
+
+
+def ping_heartbeat(
+    url: str, ok: bool, timeout: float = 10, message: str | None = None
+) -> None:
+    """Tell a healthchecks.io-style monitor how the run ended.
+
+    On success the URL itself is requested, on failure the URL with ``/fail``.
+    With ``message`` the request is a POST carrying it (monitors show it), else a
+    GET. Raises ``NotifyError`` on any failure, without echoing the URL's path,
+    which often holds the check's secret token.
+    """
+    where = _redacted(url)
+    if not where.startswith(("http://", "https://")):
+        raise NotifyError(f"heartbeat URL {where} is not an http(s) URL")
+    target = url if ok else url.rstrip("/") + "/fail"
+    data = None
+    if message is not None:
+        data = message.encode("utf-8", "replace")[:HEARTBEAT_MAX_BODY]
+    request = urllib.request.Request(
+        target, data=data, headers={"User-Agent": "globus-auto"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read(1024)
+    except urllib.error.HTTPError as error:
+        raise NotifyError(f"heartbeat {where} answered HTTP {error.code}") from error
+    except urllib.error.URLError as error:
+        raise NotifyError(f"heartbeat {where} unreachable: {error.reason}") from error
+    except (OSError, ValueError) as error:
+        raise NotifyError(f"heartbeat {where} failed: {error}") from error
+
+
+def _redacted(url: str) -> str:
+    """The scheme and host of ``url``: enough to say where, without the token."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(malformed)"
+    if not parts.scheme or not parts.hostname:
+        return "(malformed)"
+    return f"{parts.scheme}://{parts.hostname}{port}/…"
