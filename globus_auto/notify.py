@@ -34,7 +34,11 @@ class NotifyError(GlobusAutoError):
 
 
 class SmtpSettingsLike(Protocol):
-    """The shape of ``settings.SmtpSettings`` that this module relies on."""
+    """The shape of ``settings.SmtpSettings`` that this module relies on.
+
+    A Protocol keeps this module importable without the settings loader; the
+    tests pass a real ``SmtpSettings`` to show that it fits.
+    """
 
     @property
     def host(self) -> str: ...
@@ -108,7 +112,10 @@ def _connect(
 def _login_if_configured(client: smtplib.SMTP, smtp: SmtpSettingsLike) -> None:
     if smtp.username is None:
         return
-    password = smtp.password()
+    try:
+        password = smtp.password()
+    except GlobusAutoError as error:  # e.g. an unreadable EMAIL_PASSWORD_FILE
+        raise NotifyError(f"cannot log in to the SMTP server: {error}") from error
     if password is None:
         raise NotifyError(
             f"EMAIL_USERNAME is set to {smtp.username!r} but no password was found: "

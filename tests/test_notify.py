@@ -27,6 +27,7 @@ from smtp_fixtures import SmtpTestServer, free_port
 
 from globus_auto.alerts import Kind, Outgoing, Problem, compose, plan_alerts
 from globus_auto.notify import NotifyError, ping_heartbeat, send_mail, send_test_mail
+from globus_auto.settings import SmtpSettings
 
 smtp_server = smtp_fixtures.smtp_server
 
@@ -206,6 +207,36 @@ def test_starttls_with_login(starttls_server: SmtpTestServer, tls: Tls) -> None:
     )
     send_mail(message_for(new_mail()), settings, tls_context=tls.client)
     assert len(starttls_server.wait_for(1)) == 1
+
+
+def test_real_smtp_settings_with_a_password_file(
+    starttls_server: SmtpTestServer, tls: Tls, tmp_path: Path
+) -> None:
+    secret = tmp_path / "smtp-password"
+    secret.write_text("s3cret\n")
+    settings = SmtpSettings(
+        host="127.0.0.1",
+        port=starttls_server.port,
+        security="starttls",
+        username="alice",
+        password_file=secret,
+    )
+    send_mail(message_for(new_mail()), settings, tls_context=tls.client)
+    assert len(starttls_server.wait_for(1)) == 1
+
+
+def test_unreadable_password_file_is_a_notify_error(
+    starttls_server: SmtpTestServer, tls: Tls, tmp_path: Path
+) -> None:
+    settings = SmtpSettings(
+        host="127.0.0.1",
+        port=starttls_server.port,
+        security="starttls",
+        username="alice",
+        password_file=tmp_path / "missing",
+    )
+    with pytest.raises(NotifyError, match="EMAIL_PASSWORD_FILE"):
+        send_mail(message_for(new_mail()), settings, tls_context=tls.client)
 
 
 def test_wrong_password_is_an_auth_error(
