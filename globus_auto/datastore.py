@@ -1,0 +1,704 @@
+"""The datastore: one SQLite file holding everything the tool remembers.
+
+Per job it keeps the observed state of every tracked file, the digest Globus is
+known to have delivered, the task in flight, the open alerts and the run history.
+Deleting the file resets the tool.
+
+The connection runs in autocommit mode (``isolation_level=None``) and every
+logical step is one explicit ``BEGIN IMMEDIATE`` transaction, so a crash at any
+point leaves either the whole step or none of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from globus_auto.errors import DatastoreError
+
+SCHEMA_VERSION = 1
+DATASTORE_NAME = "datastore"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY,
+    identity TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS files (
+    job INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    path BLOB NOT NULL,
+    size INTEGER,
+    mtime_ns INTEGER,
+    ctime_ns INTEGER,
+    inode INTEGER,
+    digest BLOB,
+    delivered BLOB,
+    sending BLOB,
+    problem TEXT,
+    PRIMARY KEY (job, path)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS files_pending ON files (job)
+    WHERE digest IS NOT NULL AND delivered IS NOT digest;
+CREATE INDEX IF NOT EXISTS files_problem ON files (job) WHERE problem IS NOT NULL;
+CREATE TABLE IF NOT EXISTS tasks (
+    submission_id TEXT PRIMARY KEY,
+    job INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    task_id TEXT,
+    state TEXT NOT NULL,
+    recursive INTEGER NOT NULL,
+    files INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    created TEXT NOT NULL,
+    submitted TEXT,
+    globus_status TEXT,
+    detail TEXT,
+    settled TEXT
+);
+CREATE INDEX IF NOT EXISTS tasks_open ON tasks (job) WHERE state != 'settled';
+CREATE TABLE IF NOT EXISTS alerts (
+    job TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (job, kind)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    job TEXT NOT NULL,
+    started TEXT NOT NULL,
+    finished TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    files_sent INTEGER NOT NULL DEFAULT 0,
+    bytes_sent INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS runs_job ON runs (job, id);
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+# Task states kept in ``tasks.state``.
+PREPARING = "preparing"  # submission id stored, submit call not known to have run
+SUBMITTED = "submitted"  # Globus accepted it; task_id known
+SETTLED = "settled"  # final status seen and its files settled
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """The stat part of one tracked file, as the scan compares it."""
+
+    path: bytes
+    size: int | None
+    mtime_ns: int | None
+    ctime_ns: int | None
+    inode: int | None
+    hashed: bool
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What a scan saw of one file: its stat and, when read, its digest."""
+
+    path: bytes
+    size: int | None
+    mtime_ns: int | None
+    ctime_ns: int | None
+    inode: int | None
+    digest: bytes | None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class PendingFile:
+    """A file whose observed digest Globus has not delivered yet."""
+
+    path: bytes
+    size: int
+    digest: bytes
+    new: bool = True  # never delivered in any version
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """A submitted (or about to be submitted) Globus task of one job."""
+
+    submission_id: str
+    job: int
+    task_id: str | None
+    state: str
+    recursive: bool
+    files: int
+    bytes: int
+    created: datetime
+    submitted: datetime | None
+    globus_status: str | None
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    job: str
+    started: datetime
+    finished: datetime
+    outcome: str
+    detail: str
+    files_sent: int
+    bytes_sent: int
+
+
+def _ts(when: datetime) -> str:
+    return when.astimezone(timezone.utc).isoformat()
+
+
+def _dt(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+class Datastore:
+    """The SQLite datastore. Open it with :func:`open_datastore`."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self._conn = conn
+        self._dry = False
+
+    # -- plumbing ----------------------------------------------------------
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextlib.contextmanager
+    def dry_run(self) -> Iterator[None]:
+        """Everything written inside the body is rolled back at its end."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        self._dry = True
+        try:
+            yield
+        finally:
+            self._dry = False
+            self._conn.execute("ROLLBACK")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` … ``COMMIT``; rolled back if the body raises."""
+        if self._dry:
+            self._conn.execute("SAVEPOINT step")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK TO step")
+                raise
+            finally:
+                self._conn.execute("RELEASE step")
+            return
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise DatastoreError(
+                f"cannot write the datastore {self.path}: {exc}"
+            ) from exc
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise DatastoreError(
+                    f"cannot write the datastore {self.path}: {exc}; "
+                    "check the disk has free space"
+                ) from exc
+
+    def reader(self) -> sqlite3.Connection:
+        """A second connection for long reads that run beside writes (WAL)."""
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA query_only = ON")
+        return conn
+
+    # -- jobs --------------------------------------------------------------
+
+    def job_id(self, identity: str, name: str, now: datetime) -> int:
+        """The row id of the job with this identity, created if new."""
+        row = self._conn.execute(
+            "SELECT id FROM jobs WHERE identity = ?", (identity,)
+        ).fetchone()
+        if row is not None:
+            return int(row[0])
+        with self.transaction() as tx:
+            cur = tx.execute(
+                "INSERT INTO jobs (identity, name, created) VALUES (?, ?, ?)",
+                (identity, name, _ts(now)),
+            )
+            return int(cur.lastrowid or 0)
+
+    def existing_job_id(self, identity: str) -> int | None:
+        row = self._conn.execute(
+            "SELECT id FROM jobs WHERE identity = ?", (identity,)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def forget_job(self, name: str) -> int:
+        """Delete every row of every job called ``name``; returns files dropped."""
+        with self.transaction() as tx:
+            ids = [
+                r[0] for r in tx.execute("SELECT id FROM jobs WHERE name = ?", (name,))
+            ]
+            dropped = 0
+            for job in ids:
+                dropped += tx.execute(
+                    "DELETE FROM files WHERE job = ?", (job,)
+                ).rowcount
+                tx.execute("DELETE FROM tasks WHERE job = ?", (job,))
+                tx.execute("DELETE FROM jobs WHERE id = ?", (job,))
+            tx.execute("DELETE FROM alerts WHERE job = ?", (name,))
+            return dropped
+
+    # -- files -------------------------------------------------------------
+
+    def iter_stored(self, job: int, reader: sqlite3.Connection) -> Iterator[StoredFile]:
+        """Every tracked file of ``job`` in byte order of its path."""
+        cur = reader.execute(
+            "SELECT path, size, mtime_ns, ctime_ns, inode, digest IS NOT NULL, problem"
+            " FROM files WHERE job = ? ORDER BY path",
+            (job,),
+        )
+        for row in cur:
+            yield StoredFile(
+                row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6]
+            )
+
+    def count_files(self, job: int) -> int:
+        row = self._conn.execute("SELECT count(*) FROM files WHERE job = ?", (job,))
+        return int(row.fetchone()[0])
+
+    def apply_scan_batch(
+        self, job: int, observed: Sequence[Observed], gone: Sequence[bytes]
+    ) -> None:
+        """Record one batch of a scan: new or changed files and vanished ones."""
+        if not observed and not gone:
+            return
+        with self.transaction() as tx:
+            tx.executemany(
+                "INSERT INTO files (job, path, size, mtime_ns, ctime_ns, inode, digest,"
+                " problem) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (job, path) DO UPDATE SET size = excluded.size,"
+                " mtime_ns = excluded.mtime_ns, ctime_ns = excluded.ctime_ns,"
+                " inode = excluded.inode, digest = excluded.digest,"
+                " problem = excluded.problem",
+                [
+                    (
+                        job,
+                        o.path,
+                        o.size,
+                        o.mtime_ns,
+                        o.ctime_ns,
+                        o.inode,
+                        o.digest,
+                        o.problem,
+                    )
+                    for o in observed
+                ],
+            )
+            tx.executemany(
+                "DELETE FROM files WHERE job = ? AND path = ?",
+                [(job, path) for path in gone],
+            )
+
+    def pending_files(
+        self, job: int, modified_before_ns: int | None = None
+    ) -> Iterator[PendingFile]:
+        """Files whose observed digest is not delivered, oldest-enough only."""
+        sql = (
+            "SELECT path, size, digest, delivered IS NULL FROM files WHERE job = ?"
+            " AND digest IS NOT NULL AND delivered IS NOT digest"
+        )
+        args: tuple[object, ...] = (job,)
+        if modified_before_ns is not None:
+            sql += " AND mtime_ns <= ?"
+            args = (job, modified_before_ns)
+        for row in self._conn.execute(sql + " ORDER BY path", args):
+            yield PendingFile(row[0], int(row[1]), row[2], bool(row[3]))
+
+    def pending_totals(
+        self, job: int, modified_before_ns: int | None = None
+    ) -> tuple[int, int]:
+        """(files, bytes) observed but not yet delivered (old enough only)."""
+        sql = (
+            "SELECT count(*), coalesce(sum(size), 0) FROM files WHERE job = ?"
+            " AND digest IS NOT NULL AND delivered IS NOT digest"
+        )
+        args: tuple[object, ...] = (job,)
+        if modified_before_ns is not None:
+            sql += " AND mtime_ns <= ?"
+            args = (job, modified_before_ns)
+        row = self._conn.execute(sql, args).fetchone()
+        return int(row[0]), int(row[1])
+
+    def problems(self, job: int, limit: int = 50) -> list[tuple[bytes, str]]:
+        """Files the scan could not handle, with the reason."""
+        rows = self._conn.execute(
+            "SELECT path, problem FROM files WHERE job = ? AND problem IS NOT NULL"
+            " ORDER BY path LIMIT ?",
+            (job, limit),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def count_problems(self, job: int) -> int:
+        row = self._conn.execute(
+            "SELECT count(*) FROM files WHERE job = ? AND problem IS NOT NULL", (job,)
+        ).fetchone()
+        return int(row[0])
+
+    # -- tasks -------------------------------------------------------------
+
+    def open_tasks(self, job: int) -> list[TaskRecord]:
+        rows = self._conn.execute(
+            "SELECT submission_id, job, task_id, state, recursive, files, bytes,"
+            " created, submitted, globus_status, detail FROM tasks"
+            " WHERE job = ? AND state != ? ORDER BY created",
+            (job, SETTLED),
+        )
+        return [_task(r) for r in rows]
+
+    def last_tasks(self, job: int, limit: int = 5) -> list[TaskRecord]:
+        rows = self._conn.execute(
+            "SELECT submission_id, job, task_id, state, recursive, files, bytes,"
+            " created, submitted, globus_status, detail FROM tasks"
+            " WHERE job = ? ORDER BY created DESC LIMIT ?",
+            (job, limit),
+        )
+        return [_task(r) for r in rows]
+
+    def prepare_task(
+        self,
+        job: int,
+        submission_id: str,
+        *,
+        recursive: bool,
+        files: Sequence[PendingFile] | None,
+        now: datetime,
+    ) -> TaskRecord:
+        """Record a task before its submission: the files it carries, by digest.
+
+        ``files`` lists the carried files; ``None`` means every pending file
+        (a recursive task of the whole directory).
+        """
+        with self.transaction() as tx:
+            if files is None:
+                tx.execute(
+                    "UPDATE files SET sending = digest WHERE job = ?"
+                    " AND digest IS NOT NULL AND delivered IS NOT digest",
+                    (job,),
+                )
+                count, size = tx.execute(
+                    "SELECT count(*), coalesce(sum(size), 0) FROM files"
+                    " WHERE job = ? AND sending IS NOT NULL",
+                    (job,),
+                ).fetchone()
+            else:
+                tx.executemany(
+                    "UPDATE files SET sending = ? WHERE job = ? AND path = ?",
+                    [(f.digest, job, f.path) for f in files],
+                )
+                count, size = len(files), sum(f.size for f in files)
+            tx.execute(
+                "INSERT INTO tasks (submission_id, job, state, recursive, files, bytes,"
+                " created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (submission_id, job, PREPARING, int(recursive), count, size, _ts(now)),
+            )
+        return TaskRecord(
+            submission_id,
+            job,
+            None,
+            PREPARING,
+            recursive,
+            int(count),
+            int(size),
+            now,
+            None,
+            None,
+            None,
+        )
+
+    def carried_files(self, job: int) -> list[PendingFile]:
+        """The files the job's open task carries (to rebuild a lost submission)."""
+        rows = self._conn.execute(
+            "SELECT path, coalesce(size, 0), sending FROM files"
+            " WHERE job = ? AND sending IS NOT NULL ORDER BY path",
+            (job,),
+        )
+        return [PendingFile(r[0], int(r[1]), r[2]) for r in rows]
+
+    def mark_submitted(self, submission_id: str, task_id: str, now: datetime) -> None:
+        with self.transaction() as tx:
+            tx.execute(
+                "UPDATE tasks SET task_id = ?, state = ?, submitted = ?"
+                " WHERE submission_id = ?",
+                (task_id, SUBMITTED, _ts(now), submission_id),
+            )
+
+    def note_task_status(self, submission_id: str, status: str, detail: str) -> None:
+        with self.transaction() as tx:
+            tx.execute(
+                "UPDATE tasks SET globus_status = ?, detail = ?"
+                " WHERE submission_id = ?",
+                (status, detail, submission_id),
+            )
+
+    def settle_task(
+        self,
+        task: TaskRecord,
+        status: str,
+        detail: str,
+        delivered_paths: Iterable[bytes] | None,
+        now: datetime,
+    ) -> None:
+        """Close a finished task; the digests it carried become delivered.
+
+        ``delivered_paths`` ``None`` means all carried files were delivered
+        (SUCCEEDED); otherwise only those paths (what a FAILED task did manage).
+        """
+        with self.transaction() as tx:
+            if delivered_paths is None:
+                tx.execute(
+                    "UPDATE files SET delivered = sending WHERE job = ?"
+                    " AND sending IS NOT NULL",
+                    (task.job,),
+                )
+            else:
+                tx.executemany(
+                    "UPDATE files SET delivered = sending WHERE job = ? AND path = ?"
+                    " AND sending IS NOT NULL",
+                    [(task.job, p) for p in delivered_paths],
+                )
+            tx.execute("UPDATE files SET sending = NULL WHERE job = ?", (task.job,))
+            tx.execute(
+                "UPDATE tasks SET state = ?, globus_status = ?, detail = ?, settled = ?"
+                " WHERE submission_id = ?",
+                (SETTLED, status, detail, _ts(now), task.submission_id),
+            )
+
+    def last_delivery(self, job: int) -> datetime | None:
+        row = self._conn.execute(
+            "SELECT max(settled) FROM tasks WHERE job = ? AND globus_status = ?",
+            (job, "SUCCEEDED"),
+        ).fetchone()
+        return _dt(row[0])
+
+    # -- alerts ------------------------------------------------------------
+
+    def alert_rows(self, job: str | None = None) -> list[dict[str, object]]:
+        """The open alert records (JSON objects, owned by the alerts module)."""
+        if job is None:
+            rows = self._conn.execute("SELECT record FROM alerts ORDER BY job, kind")
+        else:
+            rows = self._conn.execute(
+                "SELECT record FROM alerts WHERE job = ? ORDER BY kind", (job,)
+            )
+        return [json.loads(r[0]) for r in rows]
+
+    def put_alert(self, job: str, kind: str, record: dict[str, object] | None) -> None:
+        """Store (or with ``None`` delete) the alert record of (job, kind)."""
+        with self.transaction() as tx:
+            if record is None:
+                tx.execute("DELETE FROM alerts WHERE job = ? AND kind = ?", (job, kind))
+            else:
+                tx.execute(
+                    "INSERT OR REPLACE INTO alerts (job, kind, record)"
+                    " VALUES (?, ?, ?)",
+                    (job, kind, json.dumps(record, sort_keys=True)),
+                )
+
+    # -- runs and small values ---------------------------------------------
+
+    def record_run(self, run: RunRecord, keep: int = 1000) -> None:
+        with self.transaction() as tx:
+            tx.execute(
+                "INSERT INTO runs (job, started, finished, outcome, detail, files_sent,"
+                " bytes_sent) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run.job,
+                    _ts(run.started),
+                    _ts(run.finished),
+                    run.outcome,
+                    run.detail,
+                    run.files_sent,
+                    run.bytes_sent,
+                ),
+            )
+            tx.execute(
+                "DELETE FROM runs WHERE job = ? AND id <= (SELECT max(id) FROM runs"
+                " WHERE job = ?) - ?",
+                (run.job, run.job, keep),
+            )
+
+    def last_runs(self, job: str, limit: int = 1) -> list[RunRecord]:
+        rows = self._conn.execute(
+            "SELECT job, started, finished, outcome, detail, files_sent, bytes_sent"
+            " FROM runs WHERE job = ? ORDER BY id DESC LIMIT ?",
+            (job, limit),
+        )
+        return [
+            RunRecord(
+                r[0],
+                datetime.fromisoformat(r[1]),
+                datetime.fromisoformat(r[2]),
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+            )
+            for r in rows
+        ]
+
+    def get_value(self, key: str) -> str | None:
+        row = self._conn.execute(
+            "SELECT value FROM kv WHERE key = ?", (key,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_value(self, key: str, value: str | None) -> None:
+        with self.transaction() as tx:
+            if value is None:
+                tx.execute("DELETE FROM kv WHERE key = ?", (key,))
+            else:
+                tx.execute(
+                    "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, value)
+                )
+
+
+def _task(row: Sequence[object]) -> TaskRecord:
+    return TaskRecord(
+        submission_id=str(row[0]),
+        job=int(row[1]),  # type: ignore[call-overload]
+        task_id=None if row[2] is None else str(row[2]),
+        state=str(row[3]),
+        recursive=bool(row[4]),
+        files=int(row[5]),  # type: ignore[call-overload]
+        bytes=int(row[6]),  # type: ignore[call-overload]
+        created=datetime.fromisoformat(str(row[7])),
+        submitted=_dt(None if row[8] is None else str(row[8])),
+        globus_status=None if row[9] is None else str(row[9]),
+        detail=None if row[10] is None else str(row[10]),
+    )
+
+
+def datastore_path(state_dir: Path) -> Path:
+    return state_dir / DATASTORE_NAME
+
+
+def ensure_private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) and make it 0700: it holds tokens."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+
+
+def open_datastore(state_dir: Path, now: datetime) -> Datastore:
+    """Open (creating if needed) the datastore in ``state_dir``.
+
+    A file that is not a readable datastore of a known schema raises
+    :class:`CorruptDatastore`; the caller moves it aside with
+    :func:`move_aside` and opens a fresh one.
+    """
+    ensure_private_dir(state_dir)
+    path = datastore_path(state_dir)
+    fresh = not path.exists()
+    if fresh:
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise DatastoreError(f"cannot open the datastore {path}: {exc}") from exc
+    try:
+        _initialise(conn, now)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise CorruptDatastore(path, str(exc)) from exc
+    return Datastore(path, conn)
+
+
+class CorruptDatastore(DatastoreError):
+    """The datastore file exists but cannot be used."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"the datastore {path} is unreadable or corrupt ({reason})")
+        self.file = path
+        self.reason = reason
+
+
+def _initialise(conn: sqlite3.Connection, now: datetime) -> None:
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    check = conn.execute("PRAGMA quick_check").fetchone()
+    if check is None or check[0] != "ok":
+        raise sqlite3.DatabaseError(f"integrity check failed: {check}")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        tables = {
+            r[0]
+            for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        if "meta" in tables:
+            row = conn.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'"
+            ).fetchone()
+            version = int(row[0]) if row else 0
+            if version != SCHEMA_VERSION:
+                raise sqlite3.DatabaseError(
+                    f"schema version {version}, this globus-auto uses {SCHEMA_VERSION}"
+                )
+        elif tables:
+            raise sqlite3.DatabaseError("not a globus-auto datastore")
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('created', ?)", (_ts(now),)
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    for suffix in ("-wal", "-shm"):
+        side = Path(str(_db_path(conn)) + suffix)
+        if side.exists() and side.stat().st_mode & 0o077:
+            side.chmod(0o600)
+
+
+def _db_path(conn: sqlite3.Connection) -> str:
+    row = conn.execute("PRAGMA database_list").fetchone()
+    return str(row[2])
+
+
+def move_aside(path: Path, now: datetime) -> Path:
+    """Rename a corrupt datastore (and its WAL files) out of the way; never delete."""
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    path.rename(target)
+    for suffix in ("-wal", "-shm"):
+        side = Path(str(path) + suffix)
+        if side.exists():
+            side.rename(Path(str(target) + suffix))
+    return target

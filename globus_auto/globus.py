@@ -1,0 +1,262 @@
+"""Everything that touches globus-sdk's Transfer client.
+
+This module is imported only when a run has to talk to Globus, so a run with
+nothing to do never pays for importing globus-sdk. Globus errors are mapped to
+this tool's errors here, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import posixpath
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import globus_sdk
+
+from globus_auto.errors import (
+    EndpointNotReady,
+    GlobusAutoError,
+    GlobusUnavailable,
+    LoginRequired,
+    TransferFailed,
+)
+from globus_auto.plan import TransferPlan
+
+log = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT = 60.0
+FINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED"})
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """What Globus says about one task."""
+
+    task_id: str
+    status: str  # ACTIVE, INACTIVE, SUCCEEDED, FAILED
+    nice_status: str | None
+    fatal_error: str | None
+    files: int
+    files_transferred: int
+    files_skipped: int
+    bytes_transferred: int
+    faults: int
+    request_time: str | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    def describe(self) -> str:
+        text = (
+            f"{self.status}: {self.files_transferred}/{self.files} files, "
+            f"{self.bytes_transferred} bytes transferred"
+        )
+        if self.faults:
+            text += f", {self.faults} faults"
+        if self.fatal_error:
+            text += f"; {self.fatal_error}"
+        elif self.nice_status and self.nice_status not in ("OK", "Queued"):
+            text += f" ({self.nice_status})"
+        return text
+
+
+def _task_state(doc: Any) -> TaskState:
+    fatal = doc.get("fatal_error")
+    fatal_text = None
+    if isinstance(fatal, dict):
+        fatal_text = f"{fatal.get('code', 'ERROR')}: {fatal.get('description', '')}"
+    return TaskState(
+        task_id=str(doc["task_id"]),
+        status=str(doc["status"]),
+        nice_status=doc.get("nice_status"),
+        fatal_error=fatal_text,
+        files=int(doc.get("files") or 0),
+        files_transferred=int(doc.get("files_transferred") or 0),
+        files_skipped=int(doc.get("files_skipped") or 0),
+        bytes_transferred=int(doc.get("bytes_transferred") or 0),
+        faults=int(doc.get("faults") or 0),
+        request_time=doc.get("request_time"),
+    )
+
+
+@contextlib.contextmanager
+def globus_errors(doing: str, collection: str | None = None) -> Iterator[None]:
+    """Translate globus-sdk exceptions raised while ``doing`` into ours."""
+    try:
+        yield
+    except GlobusAutoError:
+        raise
+    except globus_sdk.TransferAPIError as exc:
+        raise _transfer_error(exc, doing, collection) from exc
+    except globus_sdk.AuthAPIError as exc:
+        raise LoginRequired(
+            f"Globus Auth refused the stored login while {doing} "
+            f"({exc.http_status} {exc.code}); log in again"
+        ) from exc
+    except globus_sdk.GlobusConnectionError as exc:
+        raise GlobusUnavailable(
+            f"could not reach Globus while {doing} ({type(exc).__name__}); "
+            "the next run will try again"
+        ) from exc
+    except globus_sdk.GlobusAPIError as exc:
+        raise GlobusUnavailable(
+            f"Globus answered {exc.http_status} {exc.code} while {doing}: "
+            f"{exc.message}; the next run will try again"
+        ) from exc
+
+
+def _transfer_error(
+    exc: globus_sdk.TransferAPIError, doing: str, collection: str | None
+) -> GlobusAutoError:
+    code = exc.code or ""
+    where = f" collection {collection}" if collection else ""
+    request = f" (request_id {exc.request_id})" if exc.request_id else ""
+    message = exc.message or ""
+    if exc.http_status == 401:
+        return LoginRequired(
+            f"Globus rejected the stored login while {doing}{request}; log in again"
+        )
+    if code == "ConsentRequired" or exc.info.consent_required:
+        return LoginRequired(
+            f"the{where or ' collection'} needs a data_access consent that this login "
+            f"lacks (while {doing}){request}; log in again to grant it"
+        )
+    if exc.http_status >= 500 or code.startswith("ServiceUnavailable"):
+        return GlobusUnavailable(
+            f"Globus answered {exc.http_status} {code} while {doing}{request}; "
+            "the next run will try again"
+        )
+    return EndpointNotReady(
+        f"{doing}{where}: {code}: {message}{request}"
+        if code
+        else f"{doing}{where}: HTTP {exc.http_status}{request}"
+    )
+
+
+class Gateway:
+    """A Transfer client with the few operations a run needs."""
+
+    def __init__(self, client: globus_sdk.TransferClient) -> None:
+        self.client = client
+
+    def check_collection(self, collection_id: str, role: str) -> dict[str, Any]:
+        """The endpoint document; EndpointNotReady if the collection cannot work."""
+        with globus_errors(f"looking up the {role} collection", collection_id):
+            doc = self.client.get_endpoint(collection_id).data
+        name = doc.get("display_name") or collection_id
+        if doc.get("is_globus_connect"):
+            if doc.get("gcp_connected") is False:
+                raise EndpointNotReady(
+                    f"the {role} collection {name} ({collection_id}) is a Globus "
+                    "Connect Personal collection that is not connected; start Globus "
+                    "Connect Personal on that machine"
+                )
+            if doc.get("gcp_paused"):
+                raise EndpointNotReady(
+                    f"the {role} collection {name} ({collection_id}) is paused; "
+                    "resume Globus Connect Personal on that machine"
+                )
+        return dict(doc)
+
+    def list_dir(self, collection_id: str, path: str, role: str) -> bool:
+        """True if ``path`` is a listable directory, False if it does not exist."""
+        try:
+            with globus_errors(
+                f"listing {path} on the {role} collection", collection_id
+            ):
+                self.client.operation_ls(collection_id, path=path, limit=1)
+        except EndpointNotReady as exc:
+            if "ClientError.NotFound" in str(exc):
+                return False
+            raise
+        return True
+
+    def make_dirs(self, collection_id: str, path: str) -> None:
+        """``mkdir -p`` on a collection."""
+        if path in ("/", "") or self.list_dir(collection_id, path, "destination"):
+            return
+        parent = posixpath.dirname(path.rstrip("/"))
+        if parent != path:
+            self.make_dirs(collection_id, parent)
+        try:
+            with globus_errors(
+                f"creating {path} on the destination collection", collection_id
+            ):
+                self.client.operation_mkdir(collection_id, path)
+        except EndpointNotReady as exc:
+            if "Exists" not in str(exc):
+                raise
+
+    def new_submission_id(self) -> str:
+        with globus_errors("asking for a submission id"):
+            return str(self.client.get_submission_id()["value"])
+
+    def submit(self, plan: TransferPlan, submission_id: str) -> str:
+        """Submit the plan under ``submission_id``; returns the task id.
+
+        Submitting again with the same id returns the same task (Globus answers
+        ``Duplicate``), which is what makes a resubmission after a crash safe.
+        """
+        data = globus_sdk.TransferData(
+            plan.source_id,
+            plan.destination_id,
+            label=plan.label,
+            submission_id=submission_id,
+            sync_level="checksum",
+            verify_checksum=True,
+            encrypt_data=True,
+            preserve_timestamp=True,
+            delete_destination_extra=False,
+        )
+        for item in plan.items:
+            data.add_item(item.source, item.destination, recursive=item.recursive)
+        for name in plan.exclude_names:
+            data.add_filter_rule(name, method="exclude")
+        try:
+            with globus_errors("submitting the transfer"):
+                response = self.client.submit_transfer(data)
+        except EndpointNotReady as exc:
+            raise TransferFailed(f"Globus refused the transfer: {exc}") from exc
+        return str(response["task_id"])
+
+    def task(self, task_id: str) -> TaskState:
+        with globus_errors(f"asking Globus about task {task_id}"):
+            return _task_state(self.client.get_task(task_id))
+
+    def successful_sources(self, task_id: str) -> Iterator[str]:
+        """Source paths of every file a task transferred (marker paging)."""
+        with globus_errors(f"listing the files task {task_id} transferred"):
+            for page in self.client.paginated.task_successful_transfers(task_id):
+                for doc in page:
+                    yield str(doc["source_path"])
+
+    def wait(
+        self,
+        task_id: str,
+        timeout: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        interval: float = 2.0,
+    ) -> TaskState:
+        """Poll until the task finishes or ``timeout`` seconds pass."""
+        deadline = clock() + timeout
+        state = self.task(task_id)
+        while not state.finished and clock() < deadline:
+            sleep(min(interval, max(0.1, deadline - clock())))
+            state = self.task(task_id)
+        return state
+
+
+def connect(app: globus_sdk.GlobusApp, data_access: tuple[str, ...] = ()) -> Gateway:
+    """A gateway whose client uses ``app`` for its tokens."""
+    client = globus_sdk.TransferClient(app=app)
+    client.transport.http_timeout = REQUEST_TIMEOUT
+    if data_access:
+        client.add_app_data_access_scope(data_access)
+    return Gateway(client)

@@ -1,0 +1,370 @@
+"""The ``globus-auto`` command line (also ``python -m globus_auto``).
+
+Commands are thin: they load the settings, open the datastore and call the
+runner or a module that holds the logic. Errors reach one handler that prints
+one line saying what to do and exits with the documented code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from globus_auto import __version__
+from globus_auto.errors import (
+    EXIT_CODES_HELP,
+    EXIT_UNEXPECTED,
+    EXIT_USAGE,
+    ConfigError,
+    GlobusAutoError,
+)
+
+if TYPE_CHECKING:
+    from globus_auto.datastore import Datastore
+    from globus_auto.globus import Gateway
+    from globus_auto.runner import JobReport
+    from globus_auto.settings import Settings
+
+log = logging.getLogger("globus_auto")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class CliState:
+    config_option: str | None
+    verbose: int
+
+    def settings(self) -> Settings:
+        from globus_auto.settings import load_settings, resolve_config_path
+
+        path = resolve_config_path(self.config_option, os.environ)
+        return load_settings(path)
+
+
+class Command(click.Group):
+    """The group, with one top-level handler for every error."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GlobusAutoError as exc:
+            _fail(ctx, str(exc), exc.exit_code, exc)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            _fail(ctx, "interrupted; the next run carries on safely", 130, None)
+        except Exception as exc:
+            log.error("unexpected error", exc_info=True)
+            _fail(
+                ctx,
+                f"unexpected error: {type(exc).__name__}: {exc} "
+                "(run with -vv for the traceback; details are in the log)",
+                EXIT_UNEXPECTED,
+                exc,
+            )
+
+
+def _fail(
+    ctx: click.Context, message: str, code: int, exc: BaseException | None
+) -> None:
+    state = ctx.find_object(CliState)
+    if exc is not None and state is not None and state.verbose >= 2:
+        traceback.print_exception(exc, file=sys.stderr)
+    click.echo(f"globus-auto: error: {message}", err=True)
+    ctx.exit(code)
+
+
+@click.group(
+    cls=Command,
+    invoke_without_command=True,
+    epilog=EXIT_CODES_HELP
+    + "\n\nExample: globus-auto --config ~/.config/globus_auto/config.py run -v",
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "--config",
+    "config_option",
+    metavar="PATH",
+    help="The config.py to use (else $GLOBUS_AUTO_CONFIG, else the user's config "
+    "folder).",
+)
+@click.option("-v", "--verbose", count=True, help="-v: a line per job; -vv: details.")
+@click.version_option(__version__, prog_name="globus-auto")
+@click.pass_context
+def cli(ctx: click.Context, config_option: str | None, verbose: int) -> None:
+    """Keep a directory on one Globus collection a superset of another.
+
+    Without a command, runs every job once (the same as `globus-auto run`).
+    """
+    from globus_auto.logs import setup_console
+
+    ctx.obj = CliState(config_option, verbose)
+    setup_console(verbose)
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(run)
+
+
+@contextmanager
+def open_store(settings: Settings) -> Iterator[Datastore]:
+    """The datastore; a corrupt one is moved aside, alerted, and started afresh."""
+    from globus_auto.datastore import CorruptDatastore, move_aside, open_datastore
+
+    try:
+        store = open_datastore(settings.state_dir, utcnow())
+    except CorruptDatastore as exc:
+        aside = move_aside(exc.file, utcnow())
+        log.error(
+            "%s; moved it to %s and started afresh (a checksum sync follows, "
+            "which is safe: the destination is a superset)",
+            exc,
+            aside,
+        )
+        store = open_datastore(settings.state_dir, utcnow())
+        _alert_corrupt(settings, store, str(exc), aside)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _alert_corrupt(
+    settings: Settings, store: Datastore, reason: str, aside: Path
+) -> None:
+    from globus_auto.alerting import process_alerts
+    from globus_auto.alerts import Kind, Problem
+    from globus_auto.runner import JobReport
+
+    reports = []
+    for job in settings.jobs:
+        report = JobReport(job.name)
+        report.problems.append(
+            Problem(
+                job=job.name,
+                kind=Kind.DATASTORE,
+                summary="the datastore was corrupt and was reset",
+                what_happened=f"{reason}. It was moved to {aside}.",
+                what_to_do="Nothing is needed: the tool started afresh and sends "
+                "everything again with a checksum sync, which skips what the "
+                "destination already has. Keep the moved file for a bug report.",
+                next_attempt="This run carries on with a fresh datastore.",
+            )
+        )
+        reports.append(report)
+    process_alerts(settings, store, reports, utcnow())
+
+
+def gateway_factory(settings: Settings, interactive: bool) -> Gateway:
+    """Build the Transfer gateway (imports globus-sdk only now)."""
+    from globus_auto import auth, globus
+
+    data_access = auth.stored_data_access(settings)
+    app = auth.build_app(settings, interactive=interactive, data_access=data_access)
+    return globus.connect(app)
+
+
+@cli.command(epilog="Example: globus-auto run --job raw --wait --timeout 600")
+@click.option(
+    "--job", "job_names", multiple=True, metavar="NAME", help="Only this job."
+)
+@click.option(
+    "--dry-run", is_flag=True, help="List what would be sent; change nothing."
+)
+@click.option(
+    "--wait", is_flag=True, help="Wait for the submitted tasks and settle them."
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=3600.0,
+    show_default=True,
+    help="Seconds --wait waits at most.",
+)
+@click.pass_obj
+def run(
+    state: CliState,
+    job_names: Sequence[str] = (),
+    dry_run: bool = False,
+    wait: bool = False,
+    timeout: float = 3600.0,
+) -> None:
+    """Scan each job's source and send what was added or changed."""
+    from globus_auto.runner import RunOptions
+
+    settings = state.settings()
+    jobs = [settings.job(n) for n in job_names] if job_names else list(settings.jobs)
+    reports = execute(settings, jobs, RunOptions(dry_run, wait, timeout), state.verbose)
+    code = max((r.exit_code for r in reports), default=0)
+    for report in reports:
+        _print_report(report, state.verbose, dry_run)
+    if code:
+        sys.exit(code)
+
+
+def execute(
+    settings: Settings,
+    jobs: Sequence[Any],
+    opts: Any,
+    verbose: int = 0,
+    interactive: bool | None = None,
+) -> list[JobReport]:
+    """Run ``jobs`` once, then alerts and heartbeat. The heart of ``run``."""
+    from globus_auto.alerting import ping, process_alerts, unexpected_problem
+    from globus_auto.auth import is_interactive
+    from globus_auto.datastore import RunRecord
+    from globus_auto.logs import setup_file
+    from globus_auto.progress import progress_printer
+    from globus_auto.runner import JobReport, RunEnv, run_job
+
+    if interactive is None:
+        interactive = is_interactive()
+    from globus_auto.datastore import ensure_private_dir
+
+    ensure_private_dir(settings.state_dir)
+    log_file = setup_file(settings.state_dir)
+    for note in settings.notes:
+        log.debug("%s", note)
+    with open_store(settings) as store:
+        env = RunEnv(
+            settings=settings,
+            store=store,
+            gateway_factory=lambda: gateway_factory(settings, interactive),
+            now=utcnow,
+            progress=progress_printer() if sys.stderr.isatty() else None,
+        )
+        reports = []
+        for job in jobs:
+            started = utcnow()
+            try:
+                report = run_job(job, env, opts)
+            except Exception as exc:  # one job's bug must not stop the others
+                log.error("%s: unexpected error", job.name, exc_info=True)
+                report = JobReport(
+                    job.name,
+                    outcome="failed",
+                    exit_code=EXIT_UNEXPECTED,
+                    detail=f"{type(exc).__name__}: {exc}",
+                )
+                report.problems.append(unexpected_problem(job.name, exc, str(log_file)))
+            reports.append(report)
+            if not opts.dry_run:
+                store.record_run(
+                    RunRecord(
+                        job.name,
+                        started,
+                        utcnow(),
+                        report.outcome,
+                        report.detail,
+                        report.files_sent,
+                        report.bytes_sent,
+                    )
+                )
+        if not opts.dry_run:
+            process_alerts(settings, store, reports, utcnow())
+            ping(settings, reports)
+    return reports
+
+
+def _print_report(report: JobReport, verbose: int, dry_run: bool) -> None:
+    if dry_run:
+        for item in report.would_send:
+            shown = os.fsdecode(item.path)
+            click.echo(f"{item.reason:8} {item.size:>14,}  {shown!s}")
+        total = sum(i.size for i in report.would_send)
+        count = len(report.would_send)
+        click.echo(f"{report.job}: {count} files, {total:,} bytes would be sent")
+        return
+    if report.exit_code:
+        for problem in report.problems:
+            click.echo(f"globus-auto: {report.job}: {problem.what_happened}", err=True)
+            click.echo(
+                f"globus-auto: {report.job}: to fix: {problem.what_to_do}", err=True
+            )
+    elif verbose:
+        click.echo(f"{report.job}: {report.outcome}")
+
+
+@cli.command(epilog="Example: globus-auto reset --job raw")
+@click.option(
+    "--job", "job_names", multiple=True, metavar="NAME", help="Only this job."
+)
+@click.pass_obj
+def reset(state: CliState, job_names: Sequence[str]) -> None:
+    """Forget what was sent, so the next run sends everything again.
+
+    The destination is never touched; the next run's checksum sync skips the
+    files that are already there. Deleting the datastore file does the same for
+    every job.
+    """
+    settings = state.settings()
+    names = list(job_names) or [job.name for job in settings.jobs]
+    for name in names:
+        settings.job(name)
+    with open_store(settings) as store:
+        for name in names:
+            dropped = store.forget_job(name)
+            click.echo(f"{name}: forgot {dropped} files; the next run sends everything")
+
+
+@cli.command(epilog="Example: globus-auto demo --src ./mydata")
+@click.option(
+    "--src",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A folder to use as the source collection (else a sample one).",
+)
+@click.option(
+    "--dst",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A folder to use as the destination collection (else a temporary one).",
+)
+def demo(src: Path | None, dst: Path | None) -> None:
+    """Watch the real code path work against a local Globus service.
+
+    Needs no Globus account and touches neither your config nor your state.
+    """
+    from globus_auto.demo import run_demo
+
+    run_demo(src, dst, click.echo)
+
+
+@cli.command(epilog="Example: globus-auto login")
+@click.option("--no-browser", is_flag=True, help="Only print the URL to open.")
+@click.pass_obj
+def login(state: CliState, no_browser: bool) -> None:
+    """Log in to Globus (once; the tokens are kept in STATE_DIR)."""
+    from globus_auto.auth import run_login
+
+    settings = state.settings()
+    click.echo(run_login(settings, open_browser=not no_browser))
+
+
+@cli.command(epilog="Example: globus-auto logout")
+@click.pass_obj
+def logout(state: CliState) -> None:
+    """Revoke the stored Globus tokens and delete them."""
+    from globus_auto.auth import run_logout
+
+    click.echo(run_logout(state.settings()))
+
+
+def _add_emulator() -> None:
+    from globus_auto.emulator.cli import emulator_command
+
+    cli.add_command(emulator_command, "emulator")
+
+
+_add_emulator()
+
+__all__ = ["EXIT_USAGE", "ConfigError", "cli"]

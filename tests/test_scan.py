@@ -1,0 +1,223 @@
+"""The scan against a real temporary tree and a real datastore."""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime, timezone
+from pathlib import Path
+
+import blake3
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from globus_auto.datastore import Datastore, StoredFile, open_datastore
+from globus_auto.errors import SourceError
+from globus_auto.scan import (
+    Entry,
+    ScanSummary,
+    Scanner,
+    check_source,
+    exclude_matcher,
+    merge,
+    walk,
+)
+
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Datastore:
+    return open_datastore(tmp_path / "state", NOW)
+
+
+def scan(store: Datastore, root: Path, exclude: tuple[str, ...] = ()) -> ScanSummary:
+    job = store.job_id("job", "job", NOW)
+    reader = store.reader()
+    try:
+        scanner = Scanner(
+            os.fsencode(root),
+            lambda observed, gone: store.apply_scan_batch(job, observed, gone),
+        )
+        return scanner.run(
+            walk(os.fsencode(root), exclude_matcher(exclude)),
+            store.iter_stored(job, reader),
+        )
+    finally:
+        reader.close()
+
+
+def pending(store: Datastore) -> dict[bytes, bytes]:
+    job = store.job_id("job", "job", NOW)
+    return {f.path: f.digest for f in store.pending_files(job)}
+
+
+def make_tree(root: Path, files: dict[str, bytes]) -> None:
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+
+
+def test_first_scan_reads_everything_and_digests_are_blake3(
+    tmp_path: Path, store: Datastore
+) -> None:
+    src = tmp_path / "src"
+    make_tree(src, {"a.txt": b"alpha", "d/b.bin": b"beta" * 1000, "d/e/c": b""})
+    summary = scan(store, src)
+    assert (summary.files, summary.new, summary.hashed_files) == (3, 3, 3)
+    assert pending(store) == {
+        b"a.txt": blake3.blake3(b"alpha").digest(),
+        b"d/b.bin": blake3.blake3(b"beta" * 1000).digest(),
+        b"d/e/c": blake3.blake3(b"").digest(),
+    }
+
+
+def test_unchanged_files_are_not_read_again(tmp_path: Path, store: Datastore) -> None:
+    src = tmp_path / "src"
+    make_tree(src, {"a": b"1", "b/c": b"2"})
+    scan(store, src)
+    summary = scan(store, src)
+    assert (summary.files, summary.hashed_files, summary.new, summary.changed) == (
+        2,
+        0,
+        0,
+        0,
+    )
+
+
+def test_changed_new_and_deleted_files(tmp_path: Path, store: Datastore) -> None:
+    src = tmp_path / "src"
+    make_tree(src, {"a": b"1", "b/c": b"2", "z": b"3"})
+    scan(store, src)
+    (src / "b/c").write_bytes(b"two")
+    (src / "b/new").write_bytes(b"new")
+    (src / "z").unlink()
+    summary = scan(store, src)
+    assert (summary.changed, summary.new, summary.gone, summary.hashed_files) == (
+        1,
+        1,
+        1,
+        2,
+    )
+    assert set(pending(store)) == {b"a", b"b/c", b"b/new"}
+
+
+def test_large_file_hash_matches_blake3(tmp_path: Path, store: Datastore) -> None:
+    src = tmp_path / "src"
+    content = os.urandom(9 << 20)
+    make_tree(src, {"big": content})
+    scan(store, src)
+    assert pending(store)[b"big"] == blake3.blake3(content).digest()
+
+
+def test_exclude_matches_files_and_directories(
+    tmp_path: Path, store: Datastore
+) -> None:
+    src = tmp_path / "src"
+    make_tree(src, {"keep": b"k", "x.tmp": b"t", "cache/a": b"c", "d/y.tmp": b"t"})
+    scan(store, src, exclude=("*.tmp", "cache"))
+    assert set(pending(store)) == {b"keep"}
+
+
+def test_special_files_and_bad_names_are_problems_not_failures(
+    tmp_path: Path, store: Datastore
+) -> None:
+    src = tmp_path / "src"
+    make_tree(src, {"ok": b"fine"})
+    os.mkfifo(src / "fifo")
+    (src / "link").symlink_to("/etc/passwd")
+    (src / "loop").symlink_to(src)
+    os.makedirs(os.fsencode(src) + b"/bad\xffdir")
+    (Path(os.fsdecode(os.fsencode(src) + b"/bad\xffdir")) / "inner").write_bytes(b"x")
+    with open(os.fsencode(src) + b"/name\nwith-newline", "wb") as f:
+        f.write(b"n")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(src / "sock"))
+    try:
+        summary = scan(store, src)
+    finally:
+        sock.close()
+    assert set(pending(store)) == {b"ok"}
+    problems = dict(summary.problems)
+    assert "FIFO" in problems[b"fifo"]
+    assert "symbolic link" in problems[b"link"]
+    assert "symbolic link" in problems[b"loop"]
+    assert "socket" in problems[b"sock"]
+    assert "UTF-8" in problems[b"bad\xffdir"]
+    assert "line break" in problems[b"name\nwith-newline"]
+    job = store.job_id("job", "job", NOW)
+    assert store.count_problems(job) == 6
+    # A second scan neither re-reports as new nor rewrites them.
+    again = scan(store, src)
+    assert again.hashed_files == 0
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
+def test_unreadable_file_is_a_problem(tmp_path: Path, store: Datastore) -> None:
+    src = tmp_path / "src"
+    make_tree(src, {"ok": b"fine", "secret": b"s"})
+    (src / "secret").chmod(0)
+    summary = scan(store, src)
+    assert "cannot be read" in dict(summary.problems)[b"secret"]
+    assert set(pending(store)) == {b"ok"}
+
+
+def test_missing_source_and_empty_source_with_tracked_files(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="does not exist"):
+        check_source(os.fsencode(tmp_path / "nope"), 0)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    check_source(os.fsencode(empty), 0)
+    with pytest.raises(SourceError, match="unmounted"):
+        check_source(os.fsencode(empty), 12)
+
+
+names = st.text(
+    alphabet=st.sampled_from(["a", "b", ".", "-", "0", "é", "Z", "_"]),
+    min_size=1,
+    max_size=4,
+).filter(lambda n: n not in (".", ".."))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(names, min_size=1, max_size=3), min_size=1, max_size=15))
+def test_walk_order_is_byte_order_of_paths(
+    tmp_path_factory: pytest.TempPathFactory, paths: list[list[str]]
+) -> None:
+    root = tmp_path_factory.mktemp("tree")
+    made: set[bytes] = set()
+    for parts in paths:
+        target = root.joinpath(*parts)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.exists():
+                target.write_bytes(b"x")
+        except (FileExistsError, NotADirectoryError, IsADirectoryError):
+            continue
+    for dirpath, _, files in os.walk(os.fsencode(root)):
+        for name in files:
+            made.add(os.path.relpath(os.path.join(dirpath, name), os.fsencode(root)))
+    walked = [e.path for e in walk(os.fsencode(root))]
+    assert walked == sorted(made)
+
+
+def _stored(path: bytes) -> StoredFile:
+    return StoredFile(path, 1, 1, 1, 1, True)
+
+
+@given(
+    st.sets(st.binary(min_size=1, max_size=3)),
+    st.sets(st.binary(min_size=1, max_size=3)),
+)
+def test_merge_pairs_every_path_once(disk: set[bytes], rows: set[bytes]) -> None:
+    entries = iter([Entry(p, 2, 2, 2, 2) for p in sorted(disk)])
+    stored = iter([_stored(p) for p in sorted(rows)])
+    pairs = list(merge(entries, stored))
+    new = {e.path for e, r in pairs if e is not None and r is None}
+    gone = {r.path for e, r in pairs if e is None and r is not None}
+    changed = {e.path for e, r in pairs if e is not None and r is not None}
+    assert new == disk - rows
+    assert gone == rows - disk
+    assert changed == disk & rows  # stat differs in every common path here
