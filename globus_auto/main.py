@@ -7,6 +7,7 @@ one line saying what to do and exits with the documented code.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -54,8 +55,31 @@ class CliState:
         return load_settings(path)
 
 
+# Commands living in their own modules, imported only when invoked (or listed
+# by --help), so that `globus-auto run` never pays for the others.
+LAZY_COMMANDS = {
+    "status": "globus_auto.status:status_command",
+    "check": "globus_auto.check:check_command",
+    "cron": "globus_auto.cron:cron_command",
+    "emulator": "globus_auto.emulator.cli:emulator_command",
+}
+
+
 class Command(click.Group):
-    """The group, with one top-level handler for every error."""
+    """The group: lazily loaded commands and one top-level handler for errors."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = LAZY_COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, attribute = target.split(":")
+        module = importlib.import_module(module_name)
+        command = getattr(module, attribute)
+        assert isinstance(command, click.Command)
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -358,13 +382,5 @@ def logout(state: CliState) -> None:
 
     click.echo(run_logout(state.settings()))
 
-
-def _add_emulator() -> None:
-    from globus_auto.emulator.cli import emulator_command
-
-    cli.add_command(emulator_command, "emulator")
-
-
-_add_emulator()
 
 __all__ = ["EXIT_USAGE", "ConfigError", "cli"]
