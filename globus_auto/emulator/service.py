@@ -115,7 +115,7 @@ class Emulator:
         self.auth.base_url = self.url
         self._thread = threading.Thread(
             target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.1},
+            kwargs={"poll_interval": 0.02},
             name="globus-emulator-http",
             daemon=True,
         )
