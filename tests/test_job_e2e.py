@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-
 from emulator_fixtures import TestEmulator
+
 from globus_auto.emulator import Emulator
 from globus_auto.main import cli
 
@@ -244,7 +244,7 @@ def test_unparsable_config_names_the_line(tmp_path: Path) -> None:
 
 
 def test_missing_src_dir_fails_cleanly_and_keeps_state(setup: Any) -> None:
-    emu, config, src, _ = setup
+    _, config, src, _ = setup
     assert run(config, "run", "--wait").exit_code == 0
     state = config.parent / "state" / "datastore"
     before = dump(state)
@@ -257,7 +257,7 @@ def test_missing_src_dir_fails_cleanly_and_keeps_state(setup: Any) -> None:
 
 
 def test_invalid_utf8_name_is_reported_and_the_rest_delivered(setup: Any) -> None:
-    emu, config, src, dst = setup
+    _, config, src, dst = setup
     with open(os.fsencode(src) + b"/bad-\xff-name", "wb") as handle:
         handle.write(b"x")
     result = run(config, "run", "--wait")

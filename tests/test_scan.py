@@ -16,8 +16,8 @@ from globus_auto.datastore import Datastore, StoredFile, open_datastore
 from globus_auto.errors import SourceError
 from globus_auto.scan import (
     Entry,
-    ScanSummary,
     Scanner,
+    ScanSummary,
     check_source,
     exclude_matcher,
     merge,

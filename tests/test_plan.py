@@ -1,0 +1,156 @@
+"""Pure units: the transfer plan and the datastore's two-phase delivery."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from globus_auto import plan
+from globus_auto.datastore import (
+    CorruptDatastore,
+    Datastore,
+    Observed,
+    PendingFile,
+    move_aside,
+    open_datastore,
+)
+
+NOW = datetime(2026, 5, 1, tzinfo=timezone.utc)
+
+
+def test_collection_paths_round_trip() -> None:
+    assert plan.collection_path("/data", b"a/b.txt") == "/data/a/b.txt"
+    assert plan.collection_path("/", b"x") == "/x"
+    assert plan.relative_path("/data", "/data/a/b.txt") == b"a/b.txt"
+    assert plan.relative_path("/data", "/database/x") is None
+    assert plan.relative_path("/", "/x/y") == b"x/y"
+
+
+def test_label_fits_globus_rules() -> None:
+    label = plan.task_label("job\nname" + "x" * 300)
+    assert "\n" not in label and len(label) <= 128
+    assert label.startswith("globus-auto job name")
+
+
+def test_recursion_only_when_nothing_must_be_held_back() -> None:
+    assert plan.may_recurse(("*.tmp",), 0, 0)
+    assert not plan.may_recurse(("cache/*",), 0, 0)  # a path, not a name
+    assert not plan.may_recurse((), 3, 0)  # too-young files would go too
+    assert not plan.may_recurse((), 0, 1)  # unsendable files would go too
+    assert plan.choose_mode(5000, 1000, True) == "directory"
+    assert plan.choose_mode(5000, 1000, False) == "files"
+    assert plan.choose_mode(10, 1000, True) == "files"
+
+
+def test_file_plan_items_and_totals() -> None:
+    files = [PendingFile(b"a", 3, b"d1"), PendingFile(b"s/b", 4, b"d2")]
+    made = plan.file_plan(
+        job_name="j",
+        source_id="S",
+        source_dir="/src",
+        destination_id="D",
+        destination_dir="/dst",
+        files=files,
+    )
+    assert [(i.source, i.destination, i.recursive) for i in made.items] == [
+        ("/src/a", "/dst/a", False),
+        ("/src/s/b", "/dst/s/b", False),
+    ]
+    assert (made.count, made.bytes, made.recursive) == (2, 7, False)
+
+
+def test_directory_plan_uses_filter_rules_for_name_patterns() -> None:
+    made = plan.directory_plan(
+        job_name="j",
+        source_id="S",
+        source_dir="/src",
+        destination_id="D",
+        destination_dir="/dst",
+        count=9,
+        size=99,
+        exclude=("*.tmp",),
+    )
+    assert made.items == (plan.TransferItem("/src", "/dst", recursive=True),)
+    assert made.exclude_names == ("*.tmp",)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Datastore:
+    return open_datastore(tmp_path / "state", NOW)
+
+
+def observe(store: Datastore, job: int, path: bytes, digest: bytes) -> None:
+    store.apply_scan_batch(job, [Observed(path, 1, 1, 1, 1, digest)], [])
+
+
+def pending(store: Datastore, job: int) -> set[bytes]:
+    return {f.path for f in store.pending_files(job)}
+
+
+def test_digest_becomes_delivered_only_when_the_task_succeeds(store: Datastore) -> None:
+    job = store.job_id("identity", "j", NOW)
+    observe(store, job, b"a", b"v1")
+    observe(store, job, b"b", b"v1")
+    files = list(store.pending_files(job))
+    task = store.prepare_task(job, "sub-1", recursive=False, files=files, now=NOW)
+    assert pending(store, job) == {b"a", b"b"}  # submitted is not delivered
+    observe(store, job, b"a", b"v2")  # changed while in flight
+    store.settle_task(task, "SUCCEEDED", "", None, NOW)
+    assert pending(store, job) == {b"a"}  # v1 delivered, v2 still to send
+
+
+def test_failed_task_settles_only_what_globus_transferred(store: Datastore) -> None:
+    job = store.job_id("identity", "j", NOW)
+    for name in (b"a", b"b", b"c"):
+        observe(store, job, name, b"v1")
+    task = store.prepare_task(
+        job, "sub-1", recursive=False, files=list(store.pending_files(job)), now=NOW
+    )
+    store.settle_task(task, "FAILED", "", [b"b"], NOW)
+    assert pending(store, job) == {b"a", b"c"}
+    assert store.open_tasks(job) == []
+
+
+def test_prepared_task_survives_reopening(tmp_path: Path) -> None:
+    store = open_datastore(tmp_path / "s", NOW)
+    job = store.job_id("identity", "j", NOW)
+    observe(store, job, b"a", b"v1")
+    store.prepare_task(
+        job, "sub-9", recursive=False, files=list(store.pending_files(job)), now=NOW
+    )
+    store.close()
+    again = open_datastore(tmp_path / "s", NOW)
+    (task,) = again.open_tasks(job)
+    assert (task.submission_id, task.state, task.task_id) == (
+        "sub-9",
+        "preparing",
+        None,
+    )
+    assert [f.path for f in again.carried_files(job)] == [b"a"]
+
+
+def test_dry_run_writes_nothing(store: Datastore) -> None:
+    job = store.job_id("identity", "j", NOW)
+    with store.dry_run():
+        observe(store, job, b"a", b"v1")
+        assert pending(store, job) == {b"a"}
+    assert pending(store, job) == set()
+
+
+def test_files_are_private(tmp_path: Path) -> None:
+    open_datastore(tmp_path / "state", NOW).close()
+    assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "state" / "datastore").stat().st_mode & 0o777 == 0o600
+
+
+def test_garbage_is_corrupt_and_moved_aside_not_deleted(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "datastore").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(CorruptDatastore) as caught:
+        open_datastore(state, NOW)
+    aside = move_aside(caught.value.file, NOW)
+    assert aside.read_bytes().startswith(b"this is not sqlite")
+    open_datastore(state, NOW).close()  # a fresh one opens
