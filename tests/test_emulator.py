@@ -636,6 +636,7 @@ def test_throttle_makes_active_observable_and_cancel_stops_it(
     assert cancel["code"] == "Canceled"
     task = tc.get_task(task_id)
     assert task["status"] == "FAILED" and task["fatal_error"]["code"] == "CANCELED"
+    assert tc.cancel_task(task_id)["code"] == "TaskComplete"
     assert not (emu.dst_root / "big").exists()
     assert os.listdir(emu.dst_root) == []
     control(emu, "faults", {"bytes_per_second": 0})

@@ -93,6 +93,7 @@ def exercise(tc: globus_sdk.TransferClient, emu: TestEmulator) -> None:
     result = tc.submit_transfer(tdata)
     assert result["code"] == "Accepted"
     task_id = result["task_id"]
+    assert emu.wait_idle(10)  # so task_wait's first poll already sees the end
     assert tc.task_wait(task_id, timeout=10, polling_interval=1)
     task = tc.get_task(task_id)
     assert task["status"] == "SUCCEEDED"

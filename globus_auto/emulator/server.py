@@ -274,6 +274,7 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     server: EmulatorHTTPServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes
     server_version = "globus-auto-emulator"
     timeout = 30  # a client that stops sending mid-request is dropped, not waited on
 

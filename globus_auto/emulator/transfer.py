@@ -563,7 +563,7 @@ class TransferService:
                 502, "ExternalError.MkdirFailed", f"Mkdir failed: {exc.strerror}"
             ) from None
         return Response(
-            202,
+            200,
             {
                 "DATA_TYPE": "mkdir_result",
                 "code": "DirectoryCreated",
@@ -839,7 +839,7 @@ class TransferService:
                     "request_id": req.request_id,
                     "resource": req.path,
                 }
-                return Response(409, body)
+                return Response(200, body)
             task.cancel_requested = True
             self.wakeup.notify_all()
         deadline = time.monotonic() + 5
