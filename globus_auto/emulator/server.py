@@ -13,7 +13,6 @@ import logging
 import re
 import secrets
 import string
-import threading
 import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -265,8 +264,6 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], dispatch: Dispatcher) -> None:
         super().__init__(address, RequestHandler)
         self.dispatch = dispatch
-        self.open_handlers: set[RequestHandler] = set()
-        self.open_lock = threading.Lock()
 
 
 class RequestHandler(BaseHTTPRequestHandler):
