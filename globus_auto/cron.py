@@ -1,0 +1,159 @@
+"""``globus-auto cron``: print a crontab line that works in cron's bare environment.
+
+Cron starts commands with ``/bin/sh``, a minimal ``PATH`` and none of the login
+shell's variables. The line therefore names this very interpreter and the config
+by absolute path, sets a ``PATH``, carries the globus-sdk variables that choose a
+non-production Globus environment, and appends whatever the run prints (only
+errors: a good run is silent) to a file in ``STATE_DIR``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import click
+
+from globus_auto.errors import EXIT_CODES_HELP
+
+CRON_LOG_NAME = "cron.log"
+CRON_PATH = "/usr/local/bin:/usr/bin:/bin"
+# globus-sdk reads these to talk to a non-production Globus; cron would drop them.
+SDK_VARIABLE_RE = re.compile(
+    r"GLOBUS_SDK_SERVICE_URL_[A-Z0-9_]+|GLOBUS_SDK_ENVIRONMENT"
+)
+# Variables that may hold secrets: never written into a crontab.
+SECRET_VARIABLES = ("GLOBUS_AUTO_CLIENT_SECRET", "GLOBUS_AUTO_EMAIL_PASSWORD")
+
+_EVERY_RE = re.compile(r"\s*(\d+)\s*([mhd]?)\s*", re.IGNORECASE)
+
+
+def schedule_for(every: str) -> str:
+    """The five cron time fields for an interval such as ``5m``, ``1h`` or ``1d``.
+
+    Raises ValueError with what to write instead when cron cannot express it
+    evenly (cron steps restart every hour and every day).
+    """
+    match = _EVERY_RE.fullmatch(every)
+    if match is None:
+        raise ValueError(
+            f"{every!r} is not an interval; write minutes, hours or days such as "
+            "5m, 15m, 1h or 1d"
+        )
+    number, unit = int(match.group(1)), (match.group(2) or "m").lower()
+    minutes = number * {"m": 1, "h": 60, "d": 1440}[unit]
+    if minutes <= 0:
+        raise ValueError("the interval must be at least 1m")
+    if minutes < 60:
+        if 60 % minutes:
+            raise ValueError(
+                f"cron cannot run every {minutes} minutes evenly; use one of "
+                "1m, 2m, 3m, 4m, 5m, 6m, 10m, 12m, 15m, 20m or 30m"
+            )
+        return "* * * * *" if minutes == 1 else f"*/{minutes} * * * *"
+    if minutes % 60 == 0 and minutes < 1440 and 24 % (minutes // 60) == 0:
+        hours = minutes // 60
+        return "0 * * * *" if hours == 1 else f"0 */{hours} * * *"
+    if minutes == 1440:
+        return "0 0 * * *"
+    raise ValueError(
+        f"cron cannot run every {every} evenly; use minutes that divide an hour "
+        "(5m, 15m, 30m), hours that divide a day (1h, 2h, 6h, 12h) or 1d"
+    )
+
+
+def sdk_variables(environ: Mapping[str, str]) -> dict[str, str]:
+    """The globus-sdk environment variables set now, which cron would not have."""
+    return {
+        name: value
+        for name, value in sorted(environ.items())
+        if SDK_VARIABLE_RE.fullmatch(name) and value
+    }
+
+
+def shell_command(
+    python: str,
+    config: Path,
+    log_file: Path,
+    environ: Mapping[str, str],
+    job_names: Sequence[str] = (),
+) -> str:
+    """The shell command of the crontab line (what cron hands to ``/bin/sh -c``)."""
+    assignments = [f"PATH={CRON_PATH}"] + [
+        f"{name}={shlex.quote(value)}" for name, value in sdk_variables(environ).items()
+    ]
+    argv = [python, "-m", "globus_auto", "--config", str(config), "run"]
+    for name in job_names:
+        argv += ["--job", name]
+    command = " ".join([*assignments, *(shlex.quote(a) for a in argv)])
+    return f"{command} >> {shlex.quote(str(log_file))} 2>&1"
+
+
+def crontab_line(schedule: str, command: str) -> str:
+    """One crontab line. Cron turns an unescaped '%' into a newline, so escape it."""
+    return f"{schedule} {command.replace('%', chr(92) + '%')}"
+
+
+def _notes(environ: Mapping[str, str]) -> list[str]:
+    return [
+        f"# note: {name} is set in this shell but cron will not have it; put the "
+        "value in a file the config reads, or set it in the crontab yourself"
+        for name in SECRET_VARIABLES
+        if environ.get(name)
+    ]
+
+
+@click.command(
+    "cron",
+    epilog="Example: (crontab -l; globus-auto cron --every 15m) | crontab -\n\n"
+    + "\b\n"  # keep the lines of the table as they are
+    + EXIT_CODES_HELP,
+)
+@click.option(
+    "--every",
+    default="15m",
+    show_default=True,
+    metavar="INTERVAL",
+    help="How often to run: 5m, 15m, 30m, 1h, 6h, 1d ...",
+)
+@click.option(
+    "--job", "job_names", multiple=True, metavar="NAME", help="Only this job."
+)
+@click.pass_context
+def cron_command(ctx: click.Context, every: str, job_names: Sequence[str]) -> None:
+    """Print a crontab line that runs globus-auto on a schedule.
+
+    The line uses absolute paths to this Python and to the config, so it works
+    in cron's bare environment; what a run prints (only errors) is appended to
+    cron.log in STATE_DIR, and the tool sends its own alert mails. Add it with
+    `crontab -e`, or with the command in the example below.
+    """
+    from globus_auto.datastore import ensure_private_dir
+    from globus_auto.main import CliState
+
+    try:
+        schedule = schedule_for(every)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--every") from None
+    state = ctx.find_object(CliState)
+    assert state is not None
+    settings = state.settings()
+    for name in job_names:
+        settings.job(name)
+    # The redirection needs the folder before the first run creates it.
+    ensure_private_dir(settings.state_dir)
+    command = shell_command(
+        sys.executable,
+        settings.config_path.absolute(),
+        settings.state_dir / CRON_LOG_NAME,
+        os.environ,
+        job_names,
+    )
+    click.echo(f"# globus-auto: every {every.strip()}; check first: globus-auto check")
+    for note in _notes(os.environ):
+        click.echo(note)
+    click.echo(crontab_line(schedule, command))

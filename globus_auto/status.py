@@ -1,0 +1,389 @@
+"""``globus-auto status``: is my data safe, and if not, what do I do?
+
+Everything shown comes from the datastore and the state folder, so the command is
+fast and makes no network call; ``--refresh`` asks Globus about the tasks in
+flight. The report is one JSON-ready dict, printed as text or as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from globus_auto.alerts import human_bytes
+from globus_auto.errors import EXIT_CODES_HELP, GlobusAutoError
+
+if TYPE_CHECKING:
+    from globus_auto.datastore import Datastore, TaskRecord
+    from globus_auto.globus import Gateway
+    from globus_auto.settings import Job, Settings
+
+PROBLEM_FILES_SHOWN = 20
+TOKENS_FILE = "tokens.json"  # as in globus_auto.auth, which imports globus-sdk
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(timezone.utc).isoformat()
+
+
+def _shown_path(path: bytes) -> str:
+    """A stored path as text; undecodable bytes appear as \\xNN escapes."""
+    return path.decode("utf-8", "backslashreplace")
+
+
+# --- collecting ----------------------------------------------------------------
+
+
+def collect(
+    settings: Settings,
+    jobs: Sequence[Job],
+    store: Datastore | None,
+    gateway: Gateway | None = None,
+) -> dict[str, Any]:
+    """The whole report as plain JSON-ready values.
+
+    ``store`` None means no datastore exists yet (nothing ever ran). With a
+    ``gateway`` the tasks in flight are looked up at Globus.
+    """
+    from globus_auto.datastore import datastore_path
+    from globus_auto.logs import log_path
+
+    return {
+        "config": str(settings.config_path),
+        "state_dir": str(settings.state_dir),
+        "datastore": str(datastore_path(settings.state_dir)),
+        "log": str(log_path(settings.state_dir)),
+        "token": token_health(settings, store),
+        "jobs": [job_status(settings, job, store, gateway) for job in jobs],
+    }
+
+
+def token_health(settings: Settings, store: Datastore | None) -> dict[str, Any]:
+    """What is known offline about the Globus login: its kind and its tokens file."""
+    path = settings.state_dir / TOKENS_FILE
+    exists = path.is_file()
+    updated = (
+        datetime.fromtimestamp(path.stat().st_mtime, timezone.utc) if exists else None
+    )
+    service = bool(settings.client_secret)
+    health: dict[str, Any] = {
+        "kind": "service account" if service else "user login",
+        "tokens_file": str(path),
+        "tokens_file_exists": exists,
+        "tokens_updated": _iso(updated),
+        "problem": None,
+    }
+    if not service and not exists:
+        health["problem"] = (
+            "not logged in; run on a terminal: "
+            f"globus-auto --config {settings.config_path} login"
+        )
+    return health
+
+
+def job_status(
+    settings: Settings, job: Job, store: Datastore | None, gateway: Gateway | None
+) -> dict[str, Any]:
+    """One job's part of the report."""
+    status: dict[str, Any] = {
+        "name": job.name,
+        "source": {
+            "collection": job.src_id,
+            "path": job.src_dir,
+            "local_dir": str(job.src_local_dir),
+        },
+        "destination": {"collection": job.dst_id, "path": job.dst_dir},
+        "tracked_files": 0,
+        "waiting_files": 0,
+        "waiting_bytes": 0,
+        "tasks_in_flight": [],
+        "last_run": None,
+        "last_delivery": None,
+        "alerts": [],
+        "problem_files": {"count": 0, "files": []},
+    }
+    job_id = None if store is None else store.existing_job_id(job.identity)
+    if store is not None:
+        status["last_run"] = _last_run(store, job.name)
+        status["alerts"] = _alerts(store, job.name)
+    if store is not None and job_id is not None:
+        waiting_files, waiting_bytes = store.pending_totals(job_id)
+        status.update(
+            tracked_files=store.count_files(job_id),
+            waiting_files=waiting_files,
+            waiting_bytes=waiting_bytes,
+            tasks_in_flight=[_task(t, gateway) for t in store.open_tasks(job_id)],
+            last_delivery=_iso(store.last_delivery(job_id)),
+            problem_files={
+                "count": store.count_problems(job_id),
+                "files": [
+                    {"path": _shown_path(path), "reason": reason}
+                    for path, reason in store.problems(job_id, PROBLEM_FILES_SHOWN)
+                ],
+            },
+        )
+    status["state"] = _verdict(status, never_ran=job_id is None)
+    return status
+
+
+def _last_run(store: Datastore, job: str) -> dict[str, Any] | None:
+    runs = store.last_runs(job, 1)
+    if not runs:
+        return None
+    run = runs[0]
+    return {
+        "started": _iso(run.started),
+        "finished": _iso(run.finished),
+        "outcome": run.outcome,
+        "detail": run.detail,
+        "files_sent": run.files_sent,
+        "bytes_sent": run.bytes_sent,
+    }
+
+
+def _alerts(store: Datastore, job: str) -> list[dict[str, Any]]:
+    result = []
+    for row in store.alert_rows(job):
+        problem = dict(row.get("problem") or {})  # type: ignore[call-overload]
+        if row.get("resolved_at"):
+            continue  # fixed; only the "resolved" mail is still to go out
+        result.append(
+            {
+                "kind": problem.get("kind"),
+                "summary": problem.get("summary"),
+                "what_happened": problem.get("what_happened"),
+                "what_to_do": problem.get("what_to_do"),
+                "since": row.get("first_seen"),
+                "last_mailed": row.get("last_sent"),
+            }
+        )
+    return result
+
+
+def _task(task: TaskRecord, gateway: Gateway | None) -> dict[str, Any]:
+    """A task in flight, as last seen by a run or, with a gateway, by Globus now."""
+    view: dict[str, Any] = {
+        "task_id": task.task_id,
+        "submission_id": task.submission_id,
+        "submitted": _iso(task.submitted),
+        "files": task.files,
+        "bytes": task.bytes,
+        "whole_directory": task.recursive,
+        "status": task.globus_status or ("SUBMITTED" if task.task_id else "PREPARING"),
+        "progress": task.detail,
+        "source": "datastore",
+    }
+    if gateway is None or task.task_id is None:
+        return view
+    try:
+        state = gateway.task(task.task_id)
+    except GlobusAutoError as exc:
+        view["refresh_error"] = str(exc)
+        return view
+    view.update(
+        status=state.status,
+        progress=state.describe(),
+        files_transferred=state.files_transferred,
+        bytes_transferred=state.bytes_transferred,
+        source="globus",
+    )
+    return view
+
+
+def _verdict(status: dict[str, Any], never_ran: bool) -> str:
+    """One word for the job: ok, waiting, attention or never run."""
+    if status["alerts"] or status["problem_files"]["count"]:
+        return "attention"
+    if never_ran:
+        return "never run"
+    if status["tasks_in_flight"] or status["waiting_files"]:
+        return "waiting"
+    return "ok"
+
+
+# --- showing ---------------------------------------------------------------------
+
+
+def _when(text: str | None, now: datetime) -> str:
+    """``2024-05-01 12:00 UTC (3 h ago)`` from an ISO timestamp."""
+    if text is None:
+        return "never"
+    moment = datetime.fromisoformat(text).astimezone(timezone.utc)
+    seconds = max(0, int((now - moment).total_seconds()))
+    if seconds < 120:
+        ago = f"{seconds} s ago"
+    elif seconds < 7200:
+        ago = f"{seconds // 60} min ago"
+    elif seconds < 172800:
+        ago = f"{seconds // 3600} h ago"
+    else:
+        ago = f"{seconds // 86400} days ago"
+    return f"{moment:%Y-%m-%d %H:%M} UTC ({ago})"
+
+
+def _files(count: int, size: int) -> str:
+    noun = "file" if count == 1 else "files"
+    return f"{count:,} {noun} ({human_bytes(size)})"
+
+
+def render_text(report: dict[str, Any], now: datetime) -> list[str]:
+    """The report as lines for a person."""
+    lines: list[str] = []
+    for job in report["jobs"]:
+        lines += _job_lines(job, report["config"], now)
+        lines.append("")
+    lines += _token_lines(report["token"])
+    lines += [
+        f"config      {report['config']}",
+        f"state       {report['state_dir']}",
+        f"datastore   {report['datastore']}",
+        f"log         {report['log']}",
+    ]
+    return lines
+
+
+def _job_lines(job: dict[str, Any], config: str, now: datetime) -> list[str]:
+    src, dst = job["source"], job["destination"]
+    lines = [
+        f"job {job['name']}: {job['state']}",
+        f"  from        {src['path']} on {src['collection']}"
+        f" (here: {src['local_dir']})",
+        f"  to          {dst['path']} on {dst['collection']}",
+        f"  tracked     {job['tracked_files']:,} files",
+        f"  waiting     {_files(job['waiting_files'], job['waiting_bytes'])}"
+        " not yet delivered",
+    ]
+    for task in job["tasks_in_flight"]:
+        where = "Globus now" if task["source"] == "globus" else "as of the last run"
+        lines.append(
+            f"  in flight   task {task['task_id'] or '(being submitted)'}: "
+            f"{task['progress'] or task['status']} [{where}]"
+        )
+        if task.get("refresh_error"):
+            lines.append(f"              could not ask Globus: {task['refresh_error']}")
+    lines += _last_run_lines(job["last_run"], now)
+    lines.append(f"  delivered   {_when(job['last_delivery'], now)} (last success)")
+    for alert in job["alerts"]:
+        lines.append(
+            f"  ALERT       {alert['summary']} (since {_when(alert['since'], now)})"
+        )
+        lines.append(f"              {alert['what_happened']}")
+        lines.append(f"              to fix: {alert['what_to_do']}")
+    lines += _problem_lines(job["problem_files"])
+    if job["state"] == "never run":
+        lines.append(
+            f"  next        see what would be sent: globus-auto --config {config} "
+            f"run --dry-run --job {job['name']}"
+        )
+    return lines
+
+
+def _last_run_lines(run: dict[str, Any] | None, now: datetime) -> list[str]:
+    if run is None:
+        return ["  last run    never"]
+    line = f"  last run    {_when(run['finished'], now)}: {run['outcome']}"
+    lines = [line]
+    if run["detail"] and run["detail"] != run["outcome"]:
+        lines.append(f"              {run['detail']}")
+    return lines
+
+
+def _problem_lines(problems: dict[str, Any]) -> list[str]:
+    if not problems["count"]:
+        return []
+    lines = [f"  not sent    {problems['count']:,} files could not be read or sent:"]
+    lines += [f"              {p['path']}: {p['reason']}" for p in problems["files"]]
+    hidden = problems["count"] - len(problems["files"])
+    if hidden > 0:
+        lines.append(f"              ... and {hidden:,} more (see --json)")
+    return lines
+
+
+def _token_lines(token: dict[str, Any]) -> list[str]:
+    text = f"login       {token['kind']}"
+    if token.get("tokens_updated"):
+        text += f"; tokens updated {token['tokens_updated'][:16].replace('T', ' ')} UTC"
+    lines = [text, f"tokens      {token['tokens_file']}"]
+    if token.get("problem"):
+        lines.append(f"  LOGIN      {token['problem']}")
+    return lines
+
+
+# --- the command -------------------------------------------------------------------
+
+
+@click.command(
+    "status",
+    epilog="Examples:\n\n  globus-auto status\n\n"
+    "  globus-auto status --job raw --refresh --json\n\n"
+    + "\b\n"  # keep the lines of the table as they are
+    + EXIT_CODES_HELP,
+)
+@click.option(
+    "--job", "job_names", multiple=True, metavar="NAME", help="Only this job."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option(
+    "--refresh", is_flag=True, help="Ask Globus about the tasks in flight (online)."
+)
+@click.pass_context
+def status_command(
+    ctx: click.Context, job_names: Sequence[str], as_json: bool, refresh: bool
+) -> None:
+    """Show, per job, what is delivered, waiting, in flight and wrong.
+
+    Reads only the local datastore (no network) unless --refresh is given.
+    """
+    from globus_auto.main import CliState
+
+    state = ctx.find_object(CliState)
+    assert state is not None
+    settings = state.settings()
+    jobs = [settings.job(n) for n in job_names] if job_names else list(settings.jobs)
+    report = _report(settings, jobs, refresh)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        for line in render_text(report, datetime.now(timezone.utc)):
+            click.echo(line)
+
+
+def _report(settings: Settings, jobs: Sequence[Job], refresh: bool) -> dict[str, Any]:
+    from globus_auto.datastore import CorruptDatastore, datastore_path, open_datastore
+    from globus_auto.errors import DatastoreError
+
+    if not datastore_path(settings.state_dir).exists():
+        return collect(settings, jobs, None)
+    try:
+        store = open_datastore(settings.state_dir, datetime.now(timezone.utc))
+    except CorruptDatastore as exc:
+        raise DatastoreError(
+            f"{exc}; the next run moves it aside and starts afresh (a checksum "
+            "sync that skips what was delivered): run globus-auto run"
+        ) from exc
+    try:
+        gateway = _gateway(settings, store) if refresh else None
+        return collect(settings, jobs, store, gateway)
+    finally:
+        store.close()
+
+
+def _gateway(settings: Settings, store: Datastore) -> Gateway | None:
+    """A gateway only when some task is in flight (none: no network call)."""
+    in_flight = any(
+        store.open_tasks(job_id)
+        for job_id in (store.existing_job_id(j.identity) for j in settings.jobs)
+        if job_id is not None
+    )
+    if not in_flight:
+        return None
+    from globus_auto.main import gateway_factory
+
+    return gateway_factory(settings, interactive=False)
+
+
+__all__ = ["collect", "render_text", "status_command", "token_health"]
