@@ -302,13 +302,8 @@ def execute(
 
 
 def _print_report(report: JobReport, verbose: int, dry_run: bool) -> None:
-    if dry_run:
-        for item in report.would_send:
-            shown = os.fsdecode(item.path)
-            click.echo(f"{item.reason:8} {item.size:>14,}  {shown!s}")
-        total = sum(i.size for i in report.would_send)
-        count = len(report.would_send)
-        click.echo(f"{report.job}: {count} files, {total:,} bytes would be sent")
+    if dry_run and not report.exit_code:
+        _print_dry_run(report)
         return
     if report.exit_code:
         for problem in report.problems:
@@ -318,6 +313,23 @@ def _print_report(report: JobReport, verbose: int, dry_run: bool) -> None:
             )
     elif verbose:
         click.echo(f"{report.job}: {report.outcome}")
+
+
+def _print_dry_run(report: JobReport) -> None:
+    """Each file that would be sent and why, then the job's totals."""
+    from globus_auto.alerts import human_bytes
+
+    for item in report.would_send:
+        shown = item.path.decode("utf-8", "backslashreplace")
+        click.echo(f"{item.reason:8} {item.size:>14,}  {shown}")
+    total = sum(i.size for i in report.would_send)
+    count = len(report.would_send)
+    new = sum(i.reason == "new" for i in report.would_send)
+    click.echo(
+        f"{report.job}: {count} {'file' if count == 1 else 'files'} would be sent "
+        f"({new} new, {count - new} changed), {human_bytes(total)} ({total:,} "
+        "bytes); dry run: nothing was sent or recorded"
+    )
 
 
 @cli.command(epilog="Example: globus-auto reset --job raw")
