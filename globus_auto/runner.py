@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from itertools import islice
@@ -25,6 +25,7 @@ from globus_auto.alerts import Kind, Problem
 from globus_auto.datastore import (
     PREPARING,
     Datastore,
+    Observed,
     PendingFile,
     TaskRecord,
 )
@@ -60,6 +61,10 @@ log = logging.getLogger(__name__)
 
 CRASH_VARIABLE = "GLOBUS_AUTO_TEST_CRASH_AT"
 
+# Test-only: called with each crash point's name. The in-process property test
+# sets it to raise there, standing in for the SIGKILL a real process gets.
+CRASH_HOOK: Callable[[str], None] | None = None
+
 
 def crashpoint(name: str) -> None:
     """Test-only switch: die here, as a killed process would, when asked to.
@@ -67,6 +72,8 @@ def crashpoint(name: str) -> None:
     The crash-safety tests set ``GLOBUS_AUTO_TEST_CRASH_AT`` to a point's name;
     nothing else ever sets it.
     """
+    if CRASH_HOOK is not None:
+        CRASH_HOOK(name)
     if os.environ.get(CRASH_VARIABLE) == name:
         os.kill(os.getpid(), signal.SIGKILL)
 
@@ -227,7 +234,7 @@ def _run_locked(job: Job, env: RunEnv, opts: RunOptions, report: JobReport) -> N
     in_flight = False
     if not opts.dry_run:
         for task in store.open_tasks(job_id):
-            in_flight = _follow_task(job, task, env, report) or in_flight
+            in_flight = _follow_task(job, task, env, opts, report) or in_flight
     report.scan = scan_job(job, job_id, env)
     report.cleared.add(Kind.SOURCE_PROBLEM)
     report.cleared.add(Kind.DATASTORE)
@@ -273,11 +280,12 @@ def scan_job(job: Job, job_id: int, env: RunEnv) -> ScanSummary:
     try:
         with reader:
             reader.execute("BEGIN")
-            scanner = Scanner(
-                root,
-                lambda observed, gone: store.apply_scan_batch(job_id, observed, gone),
-                progress=env.progress,
-            )
+
+            def sink(observed: Sequence[Observed], gone: Sequence[bytes]) -> None:
+                store.apply_scan_batch(job_id, observed, gone)
+                crashpoint("during-scan")
+
+            scanner = Scanner(root, sink, progress=env.progress)
             summary = scanner.run(
                 walk(root, exclude_matcher(job.exclude)),
                 store.iter_stored(job_id, reader),
@@ -400,8 +408,13 @@ def _directory_plan(job: Job, count: int, size: int) -> planning.TransferPlan:
     )
 
 
-def _follow_task(job: Job, task: TaskRecord, env: RunEnv, report: JobReport) -> bool:
-    """Bring an earlier task up to date; True while it is still running."""
+def _follow_task(
+    job: Job, task: TaskRecord, env: RunEnv, opts: RunOptions, report: JobReport
+) -> bool:
+    """Bring an earlier task up to date (waiting for it with ``--wait``).
+
+    Returns True while it is still running.
+    """
     gateway = env.gateway()
     if task.state == PREPARING:
         # The run that recorded it died around the submit call: submitting the
@@ -412,7 +425,10 @@ def _follow_task(job: Job, task: TaskRecord, env: RunEnv, report: JobReport) -> 
         else:
             plan = _file_plan(job, env.store.carried_files(task.job))
         task = _submit_recorded(job, task, plan, env, gateway, report)
-    state = gateway.task(task.task_id or "")
+    if opts.wait:
+        state = gateway.wait(task.task_id or "", opts.timeout)
+    else:
+        state = gateway.task(task.task_id or "")
     report.task_id = task.task_id
     return _settle(job, task, state, env, report)
 

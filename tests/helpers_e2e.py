@@ -1,0 +1,148 @@
+"""Shared helpers for end-to-end tests: a config.py for the emulator, the CLI.
+
+``write_config`` writes a 0600 ``config.py`` describing one job (``default``)
+from the emulator's source collection ``/data`` to its destination collection
+``/backup``, with the emulator's confidential client. ``run_cli`` and
+``start_cli`` run ``python -m globus_auto`` as a real subprocess with globus-sdk
+pointed at the emulator. The remaining helpers read trees and datastores.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from emulator_fixtures import TestEmulator
+
+SRC_DIR = "/data"
+DST_DIR = "/backup"
+
+
+def src_data(emulator: TestEmulator) -> Path:
+    """The local folder behind the job's SRC_DIR (created if needed)."""
+    path = emulator.src_root / SRC_DIR.strip("/")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def dst_data(emulator: TestEmulator) -> Path:
+    """The local folder behind the job's DST_DIR (may not exist yet)."""
+    return emulator.dst_root / DST_DIR.strip("/")
+
+
+def write_config(path: Path, emulator: TestEmulator, **extra: Any) -> Path:
+    """Write a 0600 config.py at ``path`` for one job against ``emulator``.
+
+    ``extra`` adds or overrides names (e.g. ``STATE_DIR``, ``EXCLUDE``); values
+    are written with ``repr``. ``STATE_DIR`` defaults to ``path``'s folder/state.
+    Returns ``path``.
+    """
+    values: dict[str, Any] = {
+        "CLIENT_ID": emulator.confidential_client_id,
+        "CLIENT_SECRET": emulator.confidential_client_secret,
+        "SRC_ID": emulator.src_id,
+        "SRC_DIR": SRC_DIR,
+        "SRC_LOCAL_DIR": str(src_data(emulator)),
+        "DST_ID": emulator.dst_id,
+        "DST_DIR": DST_DIR,
+        "STATE_DIR": str(path.parent / "state"),
+    }
+    values.update(extra)
+    text = "".join(f"{name} = {value!r}\n" for name, value in values.items())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    path.chmod(0o600)
+    return path
+
+
+def state_dir_of(config: Path) -> Path:
+    """The STATE_DIR a config written by :func:`write_config` uses by default."""
+    return config.parent / "state"
+
+
+def cli_env(
+    emulator: TestEmulator, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment for a CLI subprocess talking to ``emulator``."""
+    env = dict(os.environ)
+    env["GLOBUS_SDK_SERVICE_URL_TRANSFER"] = emulator.url
+    env["GLOBUS_SDK_SERVICE_URL_AUTH"] = emulator.url
+    env.pop("GLOBUS_AUTO_TEST_CRASH_AT", None)
+    env.update(extra or {})
+    return env
+
+
+def cli_command(config: Path, args: Sequence[str]) -> list[str]:
+    return [sys.executable, "-m", "globus_auto", "--config", str(config), *args]
+
+
+def run_cli(
+    args: Sequence[str], env: Mapping[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m globus_auto ARGS`` to its end; output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "globus_auto", *args],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def start_cli(args: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[str]:
+    """Start ``python -m globus_auto ARGS`` without waiting for it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "globus_auto", *args],
+        env=dict(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def tree(root: Path) -> dict[bytes, bytes]:
+    """Every regular file under ``root``: relative path (bytes) -> content."""
+    found: dict[bytes, bytes] = {}
+    base = os.fsencode(root)
+    for folder, _dirs, files in os.walk(base):
+        for name in files:
+            full = os.path.join(folder, name)
+            if os.path.isfile(full) and not os.path.islink(full):
+                with open(full, "rb") as handle:
+                    found[os.path.relpath(full, base)] = handle.read()
+    return found
+
+
+def missing_or_different(src: Path, dst: Path) -> list[bytes]:
+    """Source files the destination lacks or holds with other content."""
+    have = tree(dst)
+    return sorted(p for p, data in tree(src).items() if have.get(p) != data)
+
+
+def dump_table(datastore: Path, table: str) -> list[tuple[Any, ...]]:
+    """Every row of ``table`` in a stable order (read-only)."""
+    conn = sqlite3.connect(f"file:{datastore}?mode=ro", uri=True)
+    try:
+        return sorted(conn.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+    finally:
+        conn.close()
+
+
+def alert_kinds(datastore: Path) -> set[tuple[str, str]]:
+    """(job, kind) of every open alert row."""
+    return {(row[0], row[1]) for row in dump_table(datastore, "alerts")}
+
+
+def write_files(root: Path, files: Mapping[str, bytes]) -> None:
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
