@@ -12,8 +12,8 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,10 +27,12 @@ from globus_auto.errors import (
     EXIT_UNEXPECTED,
     EXIT_USAGE,
     ConfigError,
+    DatastoreError,
     GlobusAutoError,
 )
 
 if TYPE_CHECKING:
+    from globus_auto.alerts import Problem
     from globus_auto.datastore import Datastore
     from globus_auto.globus import Gateway
     from globus_auto.runner import JobReport
@@ -142,8 +144,15 @@ def cli(ctx: click.Context, config_option: str | None, verbose: int) -> None:
 
 
 @contextmanager
-def open_store(settings: Settings) -> Iterator[Datastore]:
-    """The datastore; a corrupt one is moved aside, alerted, and started afresh."""
+def open_store(
+    settings: Settings, deferred: list[Problem] | None = None
+) -> Iterator[Datastore]:
+    """The datastore; a corrupt one is moved aside, alerted, and started afresh.
+
+    With ``deferred``, the alert's problems are appended there for the caller
+    to report with the run's own, instead of being mailed at once.
+    """
+    from globus_auto.alerting import corrupt_problems, process_alerts
     from globus_auto.datastore import CorruptDatastore, move_aside, open_datastore
 
     try:
@@ -157,46 +166,29 @@ def open_store(settings: Settings) -> Iterator[Datastore]:
             aside,
         )
         store = open_datastore(settings.state_dir, utcnow())
-        _alert_corrupt(settings, store, str(exc), aside)
+        problems = corrupt_problems(settings, str(exc), aside)
+        if deferred is None:
+            process_alerts(settings, store, [], utcnow(), problems)
+        else:
+            deferred.extend(problems)
     try:
         yield store
     finally:
         store.close()
 
 
-def _alert_corrupt(
-    settings: Settings, store: Datastore, reason: str, aside: Path
-) -> None:
-    from globus_auto.alerting import process_alerts
-    from globus_auto.alerts import Kind, Problem
-    from globus_auto.runner import JobReport
+def gateway_factory(settings: Settings, interactive: bool | None) -> Gateway:
+    """Build the Transfer gateway (imports globus-sdk only now).
 
-    reports = []
-    for job in settings.jobs:
-        report = JobReport(job.name)
-        report.problems.append(
-            Problem(
-                job=job.name,
-                kind=Kind.DATASTORE,
-                summary="the datastore was corrupt and was reset",
-                what_happened=f"{reason}. It was moved to {aside}.",
-                what_to_do="Nothing is needed: the tool started afresh and sends "
-                "everything again with a checksum sync, which skips what the "
-                "destination already has. Keep the moved file for a bug report.",
-                next_attempt="This run carries on with a fresh datastore.",
-            )
-        )
-        reports.append(report)
-    process_alerts(settings, store, reports, utcnow())
+    ``interactive`` None means: whether stdin is a terminal. It is decided here,
+    not by the caller, because ``globus_auto.auth`` imports globus-sdk and a run
+    with nothing to send must not pay for that import.
+    """
+    from globus_auto import auth
 
-
-def gateway_factory(settings: Settings, interactive: bool) -> Gateway:
-    """Build the Transfer gateway (imports globus-sdk only now)."""
-    from globus_auto import auth, globus
-
-    data_access = auth.stored_data_access(settings)
-    app = auth.build_app(settings, interactive=interactive, data_access=data_access)
-    return globus.connect(app)
+    if interactive is None:
+        interactive = auth.is_interactive()
+    return auth.connect(settings, interactive)
 
 
 @cli.command(epilog="Example: globus-auto run --job raw --wait --timeout 600")
@@ -243,36 +235,47 @@ def execute(
     opts: Any,
     verbose: int = 0,
     interactive: bool | None = None,
+    now: Callable[[], datetime] = utcnow,
 ) -> list[JobReport]:
-    """Run ``jobs`` once, then alerts and heartbeat. The heart of ``run``."""
-    from globus_auto.alerting import ping, process_alerts, unexpected_problem
-    from globus_auto.auth import is_interactive
-    from globus_auto.datastore import RunRecord
+    """Run ``jobs`` once, then alerts and heartbeat. The heart of ``run``.
+
+    ``now`` is the clock the run and its alerts use (tests move it).
+    """
+    from globus_auto import auth
+    from globus_auto.alerting import after_run, datastore_unusable, unexpected_problem
+    from globus_auto.datastore import RunRecord, ensure_private_dir
     from globus_auto.logs import setup_file
     from globus_auto.progress import progress_printer
     from globus_auto.runner import JobReport, RunEnv, run_job
-
-    if interactive is None:
-        interactive = is_interactive()
-    from globus_auto.datastore import ensure_private_dir
 
     ensure_private_dir(settings.state_dir)
     log_file = setup_file(settings.state_dir)
     for note in settings.notes:
         log.debug("%s", note)
-    with open_store(settings) as store:
+    deferred: list[Problem] = []
+    with ExitStack() as stack:
+        try:
+            store = stack.enter_context(open_store(settings, deferred))
+        except DatastoreError as exc:
+            log.error("%s", exc)
+            return (
+                [] if opts.dry_run else datastore_unusable(settings, jobs, exc, now())
+            )
         env = RunEnv(
             settings=settings,
             store=store,
             gateway_factory=lambda: gateway_factory(settings, interactive),
-            now=utcnow,
+            now=now,
             progress=progress_printer() if sys.stderr.isatty() else None,
         )
         reports = []
+        if not opts.dry_run:  # on a terminal, a missing login is offered first
+            auth.offer_login(settings, jobs, interactive)
         for job in jobs:
-            started = utcnow()
+            started = now()
             try:
-                report = run_job(job, env, opts)
+                blocked = None if opts.dry_run else auth.blocked_report(settings, job)
+                report = blocked or run_job(job, env, opts)
             except Exception as exc:  # one job's bug must not stop the others
                 log.error("%s: unexpected error", job.name, exc_info=True)
                 report = JobReport(
@@ -288,7 +291,7 @@ def execute(
                     RunRecord(
                         job.name,
                         started,
-                        utcnow(),
+                        now(),
                         report.outcome,
                         report.detail,
                         report.files_sent,
@@ -296,8 +299,8 @@ def execute(
                     )
                 )
         if not opts.dry_run:
-            process_alerts(settings, store, reports, utcnow())
-            ping(settings, reports)
+            auth.after_jobs(settings, reports, now())  # keep-alive, auth state
+            after_run(settings, store, reports, now(), deferred)
     return reports
 
 

@@ -342,7 +342,16 @@ class Scanner:
                 self._take(in_flight.popleft().result())
         self._flush()
         self._report(force=True)
-        return self.summary
+        summary = self.summary
+        log.debug(
+            "scan of %s: %d files, %d bytes; read %d files, %d bytes",
+            os.fsdecode(self.root),
+            summary.files,
+            summary.total_bytes,
+            summary.hashed_files,
+            summary.hashed_bytes,
+        )
+        return summary
 
     def _counted(self, entries: Iterator[Entry]) -> Iterator[Entry]:
         summary = self.summary
