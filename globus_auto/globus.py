@@ -94,6 +94,11 @@ def globus_errors(doing: str, collection: str | None = None) -> Iterator[None]:
     except globus_sdk.TransferAPIError as exc:
         raise _transfer_error(exc, doing, collection) from exc
     except globus_sdk.AuthAPIError as exc:
+        if exc.http_status >= 500:  # Auth is down; the login may be fine
+            raise GlobusUnavailable(
+                f"Globus Auth answered {exc.http_status} {exc.code} while {doing}; "
+                "the next run will try again"
+            ) from exc
         raise LoginRequired(
             f"Globus Auth refused the stored login while {doing} "
             f"({exc.http_status} {exc.code}); log in again"
@@ -126,6 +131,10 @@ def _transfer_error(
             f"the{where or ' collection'} needs a data_access consent that this login "
             f"lacks (while {doing}){request}; log in again to grant it"
         )
+    if code.startswith("ExternalError."):
+        # A 502 about the collection itself (e.g. DirListingFailed.ConnectFailed,
+        # .GCDisconnected): the endpoint is down, not Globus.
+        return EndpointNotReady(f"{doing}{where}: {code}: {message}{request}")
     if exc.http_status >= 500 or code.startswith("ServiceUnavailable"):
         return GlobusUnavailable(
             f"Globus answered {exc.http_status} {code} while {doing}{request}; "

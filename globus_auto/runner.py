@@ -160,7 +160,11 @@ def _report_error(
         Problem(
             job=job.name,
             kind=kind,
-            summary=_SUMMARIES[kind],
+            summary=(
+                "Globus could not be reached"
+                if isinstance(exc, GlobusUnavailable)
+                else _SUMMARIES[kind]
+            ),
             what_happened=str(exc),
             what_to_do=_what_to_do(kind, env.settings, job),
             next_attempt="The next scheduled run will try again.",
