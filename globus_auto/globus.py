@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import posixpath
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -127,8 +128,10 @@ def _transfer_error(
             f"Globus rejected the stored login while {doing}{request}; log in again"
         )
     if code == "ConsentRequired" or exc.info.consent_required:
+        named = collection or _consent_collections(exc)
+        where = f" collection {named}" if named else " collection"
         return LoginRequired(
-            f"the{where or ' collection'} needs a data_access consent that this login "
+            f"the{where} needs a data_access consent that this login "
             f"lacks (while {doing}){request}; log in again to grant it"
         )
     if code.startswith("ExternalError."):
@@ -145,6 +148,13 @@ def _transfer_error(
         if code
         else f"{doing}{where}: HTTP {exc.http_status}{request}"
     )
+
+
+def _consent_collections(exc: globus_sdk.TransferAPIError) -> str:
+    """The collection ids named by a ConsentRequired's data_access scopes."""
+    scopes = exc.info.consent_required.required_scopes or []
+    found = re.findall(r"scopes/([0-9a-fA-F-]{36})/data_access", " ".join(scopes))
+    return ", ".join(dict.fromkeys(c.lower() for c in found))
 
 
 class Gateway:
