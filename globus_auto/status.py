@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from globus_auto.settings import Job, Settings
 
 PROBLEM_FILES_SHOWN = 20
-TOKENS_FILE = "tokens.json"  # as in globus_auto.auth, which imports globus-sdk
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -63,26 +62,28 @@ def collect(
 
 
 def token_health(settings: Settings, store: Datastore | None) -> dict[str, Any]:
-    """What is known offline about the Globus login: its kind and its tokens file."""
-    path = settings.state_dir / TOKENS_FILE
-    exists = path.is_file()
-    updated = (
-        datetime.fromtimestamp(path.stat().st_mtime, timezone.utc) if exists else None
-    )
-    service = bool(settings.client_secret)
-    health: dict[str, Any] = {
-        "kind": "service account" if service else "user login",
-        "tokens_file": str(path),
-        "tokens_file_exists": exists,
-        "tokens_updated": _iso(updated),
-        "problem": None,
-    }
-    if not service and not exists:
-        health["problem"] = (
-            "not logged in; run on a terminal: "
-            f"globus-auto --config {settings.config_path} login"
-        )
+    """The login's health from ``auth.token_health``, plus what to do about it."""
+    from globus_auto import auth
+
+    health = auth.token_health(settings, store)
+    health["problem"] = _login_problem(settings, health)
     return health
+
+
+def _login_problem(settings: Settings, health: dict[str, Any]) -> str | None:
+    login = f"globus-auto --config {settings.config_path} login"
+    if health.get("kind") == "none":
+        return f"not logged in; run on a terminal: {login}"
+    if health.get("last_error"):
+        fix = "check CLIENT_ID and CLIENT_SECRET" if settings.client_secret else login
+        return f"{health['last_error']} (at {health.get('last_error_at')}); {fix}"
+    needing = health.get("collections_needing_login") or []
+    if needing:
+        return (
+            f"collection {', '.join(needing)} is not covered by the stored login; "
+            f"run on a terminal: {login}"
+        )
+    return None
 
 
 def job_status(
@@ -191,6 +192,8 @@ def _task(task: TaskRecord, gateway: Gateway | None) -> dict[str, Any]:
         bytes_transferred=state.bytes_transferred,
         source="globus",
     )
+    if state.finished:
+        view["note"] = "finished at Globus; the next run records it"
     return view
 
 
@@ -263,6 +266,8 @@ def _job_lines(job: dict[str, Any], config: str, now: datetime) -> list[str]:
             f"  in flight   task {task['task_id'] or '(being submitted)'}: "
             f"{task['progress'] or task['status']} [{where}]"
         )
+        if task.get("note"):
+            lines.append(f"              {task['note']}")
         if task.get("refresh_error"):
             lines.append(f"              could not ask Globus: {task['refresh_error']}")
     lines += _last_run_lines(job["last_run"], now)
@@ -305,11 +310,13 @@ def _problem_lines(problems: dict[str, Any]) -> list[str]:
 
 def _token_lines(token: dict[str, Any]) -> list[str]:
     text = f"login       {token['kind']}"
-    if token.get("tokens_updated"):
-        text += f"; tokens updated {token['tokens_updated'][:16].replace('T', ' ')} UTC"
+    if token.get("last_used"):
+        text += f"; tokens last used {str(token['last_used'])[:16].replace('T', ' ')}"
+    if token.get("keepalive_due"):
+        text += " (the next run renews them)"
     lines = [text, f"tokens      {token['tokens_file']}"]
     if token.get("problem"):
-        lines.append(f"  LOGIN      {token['problem']}")
+        lines.append(f"  LOGIN     {token['problem']}")
     return lines
 
 

@@ -225,8 +225,8 @@ def test_status_of_a_user_login_without_tokens_says_log_in(
         tmp_path, emulator, CLIENT_ID=emulator.native_client_id, CLIENT_SECRET=None
     )
     doc = status_json(config)
-    assert doc["token"]["kind"] == "user login"
-    assert "login" in doc["token"]["problem"]
+    assert doc["token"]["kind"] == "none"
+    assert doc["token"]["problem"].endswith(f"globus-auto --config {config} login")
     assert "LOGIN" in invoke(config, "status").stdout
 
 
