@@ -764,7 +764,13 @@ def _service_account_gateway(settings: Settings) -> Gateway:
         known[collection] = needs_data_access(doc.data)
     if new:
         save_collections(settings, known)
-        added = [c for c in new if known.get(c)]
-        if added:
-            gateway.client.add_app_data_access_scope(added)
+        if any(known.get(c) for c in new):
+            # Tokens already held lack the new consents, and globus-sdk cannot
+            # tell for a client's tokens: get new ones with the full scope.
+            app = build_app(
+                settings, interactive=False, data_access=stored_data_access(settings)
+            )
+            with globus.globus_errors("getting tokens for the service account"):
+                app.login(force=True)
+            gateway = globus.connect(app)
     return gateway

@@ -1,0 +1,579 @@
+"""Authentication end to end: the real ``globus-auto`` command against the emulator.
+
+A person's login is driven through a real pseudo-terminal: the test reads the
+printed authorize URL, opens it with ``requests`` as a browser would (the
+emulator approves at once and shows the code), and types the code into the
+prompt. Cron runs are subprocesses whose stdin is not a terminal. Alerts go to
+a real SMTP server on loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import globus_sdk
+import pytest
+import requests
+from emulator_fixtures import TestEmulator
+from smtp_fixtures import SmtpTestServer
+
+from globus_auto import auth
+from globus_auto.emulator import Emulator
+from globus_auto.settings import load_settings
+
+URL_RE = re.compile(rb"(http://\S+/v2/oauth2/authorize\?\S+)")
+CODE_RE = re.compile(r'id="auth-code">([^<]+)<')
+CODE_PROMPT = b"authorization code here:"
+CONFIRM_PROMPT = b"[Y/n]:"
+
+
+@dataclass
+class Site:
+    """One user's setup: an emulator, a config.py, its state folder and mail."""
+
+    emulator: Emulator
+    smtp: SmtpTestServer
+    config: Path
+    src_id: str
+    dst_id: str
+    src: Path  # the local source folder (SRC_DIR on the source collection)
+    dst: Path  # the local destination folder (DST_DIR on the destination)
+    native_client_id: str
+    values: dict[str, Any] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)
+
+    @property
+    def state(self) -> Path:
+        return self.config.parent / "state"
+
+    @property
+    def tokens(self) -> Path:
+        return self.state / "tokens.json"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["GLOBUS_SDK_SERVICE_URL_TRANSFER"] = self.emulator.url
+        env["GLOBUS_SDK_SERVICE_URL_AUTH"] = self.emulator.url
+        for name in ("DISPLAY", "WAYLAND_DISPLAY", "GLOBUS_AUTO_TEST_CRASH_AT"):
+            env.pop(name, None)
+        return env
+
+    def write_config(self, **changes: Any) -> None:
+        self.values.update(changes)
+        text = "".join(f"{k} = {v!r}\n" for k, v in self.values.items())
+        self.config.write_text(text)
+        self.config.chmod(0o600)
+
+
+def make_site(
+    emulator: Emulator,
+    smtp: SmtpTestServer,
+    base: Path,
+    src_id: str,
+    dst_id: str,
+    native_client_id: str,
+) -> Site:
+    roots = emulator.state.collections
+    src = roots[src_id].root / "data"
+    src.mkdir(parents=True, exist_ok=True)
+    (src / "a.txt").write_text("first file\n")
+    (src / "sub").mkdir(exist_ok=True)
+    (src / "sub" / "b.bin").write_bytes(os.urandom(2048))
+    site = Site(
+        emulator=emulator,
+        smtp=smtp,
+        config=base / "config.py",
+        src_id=src_id,
+        dst_id=dst_id,
+        src=src,
+        dst=roots[dst_id].root / "backup",
+        native_client_id=native_client_id,
+    )
+    site.write_config(
+        CLIENT_ID=native_client_id,
+        SRC_ID=src_id,
+        SRC_DIR="/data",
+        SRC_LOCAL_DIR=str(src),
+        DST_ID=dst_id,
+        DST_DIR="/backup",
+        STATE_DIR=str(site.state),
+        EMAIL_SENDER="globus-auto@test.example.org",
+        EMAIL_RECIPIENTS=["me@test.example.org"],
+        EMAIL_HOST=smtp.host,
+        EMAIL_PORT=smtp.port,
+        EMAIL_SECURITY="none",
+    )
+    return site
+
+
+@pytest.fixture
+def site(emulator: TestEmulator, smtp_server: SmtpTestServer, tmp_path: Path) -> Site:
+    """A user login setup on the standard emulator (both collections GCSv5
+    mapped, so both need a data_access consent)."""
+    return make_site(
+        emulator,
+        smtp_server,
+        tmp_path,
+        emulator.src_id,
+        emulator.dst_id,
+        emulator.native_client_id,
+    )
+
+
+@pytest.fixture
+def three_collections(tmp_path: Path) -> Iterator[tuple[Emulator, list[str], str]]:
+    """An emulator with a mapped, a guest and another mapped collection."""
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    roots = {cid: tmp_path / f"collection-{n}" for n, cid in enumerate(ids)}
+    for root in roots.values():
+        root.mkdir()
+    client = str(uuid.uuid4())
+    emu = Emulator(
+        collections=dict(roots),
+        clients={client: None},
+        collection_options={ids[1]: {"entity_type": "GCSv5_guest_collection"}},
+    )
+    emu.start()
+    try:
+        yield emu, ids, client
+    finally:
+        emu.stop()
+
+
+# --- driving the command ----------------------------------------------------------
+
+
+def run_cli(site: Site, *args: str, closed_stdin: bool = False) -> Any:
+    """``globus-auto --config CONFIG ARGS`` as cron runs it: no terminal."""
+    result = subprocess.run(
+        [sys.executable, "-m", "globus_auto", "--config", str(site.config), *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=site.env(),
+        timeout=120,
+        # fd 0 closed altogether, as some schedulers start jobs
+        preexec_fn=(lambda: os.close(0)) if closed_stdin else None,
+    )
+    site.outputs += [result.stdout, result.stderr]
+    return result
+
+
+def browse(url: str) -> str:
+    """Open the authorize URL like a browser; return the code the page shows."""
+    page = requests.get(url, timeout=10)
+    page.raise_for_status()
+    match = CODE_RE.search(page.text)
+    assert match, page.text
+    return match.group(1)
+
+
+def on_terminal(site: Site, *args: str, timeout: float = 60) -> tuple[int, str, int]:
+    """Run the command on a pseudo-terminal, answering as a person would.
+
+    Returns the exit status, everything the terminal showed and how many times
+    a code was pasted.
+    """
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "globus_auto", "--config", str(site.config), *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=site.env(),
+        start_new_session=True,
+    )
+    os.close(slave)
+    shown = b""
+    answered = 0
+    confirmed = 0
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if not ready:
+                if process.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+            tail = shown.rstrip()
+            urls = URL_RE.findall(shown)
+            if tail.endswith(CODE_PROMPT) and len(urls) > answered:
+                code = browse(urls[answered].decode())
+                os.write(master, code.encode() + b"\n")
+                answered += 1
+            elif tail.endswith(CONFIRM_PROMPT) and shown.count(CONFIRM_PROMPT) > (
+                confirmed
+            ):
+                os.write(master, b"y\n")
+                confirmed += 1
+        status = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(master)
+    text = shown.decode(errors="replace")
+    site.outputs.append(text)
+    return status, text, answered
+
+
+def login(site: Site) -> int:
+    """Log in on a terminal; returns how many codes were pasted."""
+    status, shown, rounds = on_terminal(site, "login", "--no-browser")
+    assert status == 0, shown
+    assert "Logged in." in shown
+    return rounds
+
+
+# --- looking at the results -----------------------------------------------------------
+
+
+def table(site: Site, name: str) -> list[tuple[Any, ...]]:
+    path = site.state / "datastore"
+    if not path.exists():
+        return []
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        return sorted(conn.execute(f"SELECT * FROM {name}").fetchall(), key=repr)
+
+
+def records(site: Site) -> dict[str, list[tuple[Any, ...]]]:
+    """The files and tasks tables: what must not change when a login is needed."""
+    return {name: table(site, name) for name in ("files", "tasks")}
+
+
+def delivered(site: Site) -> list[tuple[Any, ...]]:
+    return [(row[1], row[7]) for row in table(site, "files")]
+
+
+def login_alerts(site: Site) -> list[Any]:
+    return [
+        m
+        for m in site.smtp.messages
+        if "login" in str(m["Subject"]).lower() or "consent" in str(m["Subject"])
+    ]
+
+
+def stored_tokens(site: Site) -> dict[str, Any]:
+    data = json.loads(site.tokens.read_text())
+    return dict(data["data"]["DEFAULT"])
+
+
+def assert_no_secrets(site: Site, *secrets: str) -> None:
+    """No token the emulator ever issued, nor ``secrets``, in any output, log
+    or mail."""
+    words = [*site.emulator.auth.tokens, *secrets]
+    texts = list(site.outputs)
+    log_file = site.state / "globus-auto.log"
+    if log_file.exists():
+        texts.append(log_file.read_text(errors="replace"))
+    texts += [raw.decode(errors="replace") for raw in site.smtp.raw]
+    for text in texts:
+        for word in words:
+            assert word not in text
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+# --- the tests ------------------------------------------------------------------------
+
+
+def test_login_as_a_person_then_runs_need_no_prompt(site: Site) -> None:
+    rounds = login(site)
+    # Both collections are GCSv5 mapped: a first round with the Transfer scope,
+    # then one asking the data_access consents their endpoint documents call for.
+    assert rounds == 2
+    assert mode(site.state) == 0o700
+    for name in ("tokens.json", "data_access.json", "auth_state.json"):
+        assert mode(site.state / name) == 0o600, name
+    assert auth.stored_data_access(load_settings(site.config)) == tuple(
+        sorted([site.src_id, site.dst_id])
+    )
+    # The collections now enforce data_access: the login's consents cover them.
+    site.emulator.set_collection(site.src_id, requires_consent=True)
+    site.emulator.set_collection(site.dst_id, requires_consent=True)
+
+    result = run_cli(site, "run", "--wait")
+    assert result.returncode == 0, result.stderr
+    assert (site.dst / "a.txt").read_text() == "first file\n"
+    assert (site.dst / "sub" / "b.bin").read_bytes() == (
+        site.src / "sub" / "b.bin"
+    ).read_bytes()
+    (site.src / "c.txt").write_text("later\n")
+    assert run_cli(site, "run", "--wait").returncode == 0
+    assert (site.dst / "c.txt").read_text() == "later\n"
+    assert mode(site.tokens) == 0o600
+    assert site.smtp.messages == []
+    assert_no_secrets(site)
+
+
+@pytest.mark.parametrize("closed", [False, True], ids=["devnull", "closed"])
+def test_no_tokens_and_no_terminal_exits_3_at_once(site: Site, closed: bool) -> None:
+    started = time.monotonic()
+    result = run_cli(site, "run", closed_stdin=closed)
+    assert time.monotonic() - started < 5
+    assert result.returncode == 3, result.stderr
+    assert f"globus-auto --config {site.config} login" in result.stderr
+    assert records(site) == {"files": [], "tasks": []}
+    (mail,) = site.smtp.wait_for(1)
+    assert "login" in str(mail["Subject"]).lower()
+    assert f"globus-auto --config {site.config} login" in mail.get_content()
+    assert not site.tokens.exists()
+    # Never retried in a loop, never mailed twice.
+    assert run_cli(site, "run", closed_stdin=closed).returncode == 3
+    time.sleep(0.3)
+    assert len(site.smtp.messages) == 1
+
+
+@pytest.mark.parametrize("trouble", ["revoked", "refresh token expired"])
+def test_a_login_gone_bad_exits_3_with_one_alert_and_no_change(
+    site: Site, trouble: str
+) -> None:
+    login(site)
+    first = run_cli(site, "run")  # submits a task; the next run follows it
+    assert first.returncode == 0, first.stderr
+    assert site.emulator.wait_idle()
+    if trouble == "revoked":
+        site.emulator.revoke_all_tokens()
+    else:  # months unused: the access token lapsed long ago, then the refresh
+        site.emulator.expire_access_tokens()
+        site.emulator.expire_refresh_tokens()
+    before = records(site)
+    started = time.monotonic()
+    result = run_cli(site, "run")
+    assert time.monotonic() - started < 10
+    assert result.returncode == 3, result.stderr
+    assert f"globus-auto --config {site.config} login" in result.stderr
+    assert records(site) == before
+    (mail,) = site.smtp.wait_for(1)
+    assert "login" in str(mail["Subject"]).lower()
+    health = auth.token_health(load_settings(site.config))
+    assert health["last_error"]
+    assert run_cli(site, "run").returncode == 3
+    assert records(site) == before
+    time.sleep(0.3)
+    assert len(site.smtp.messages) == 1
+
+    assert login(site) == 1  # the consents are known: one round
+    assert run_cli(site, "run", "--wait").returncode == 0
+    assert (site.dst / "a.txt").exists()
+    assert auth.token_health(load_settings(site.config))["last_error"] is None
+    assert_no_secrets(site)
+
+
+def test_a_collection_newly_requiring_consent(
+    three_collections: tuple[Emulator, list[str], str],
+    smtp_server: SmtpTestServer,
+    tmp_path: Path,
+) -> None:
+    emu, (mapped, guest, _), client = three_collections
+    site = make_site(emu, smtp_server, tmp_path, mapped, guest, client)
+    assert login(site) == 2  # only the mapped collection needs data_access
+    assert run_cli(site, "run", "--wait").returncode == 0
+    before = delivered(site)
+    tasks = table(site, "tasks")
+
+    (site.src / "new.txt").write_text("new\n")
+    emu.set_collection(guest, requires_consent=True)
+    result = run_cli(site, "run", "--wait")
+    assert result.returncode == 3, result.stderr
+    assert f"collection {guest}" in result.stderr
+    assert "consent" in result.stderr
+    assert table(site, "tasks") == tasks
+    assert delivered(site) == [*before, (b"new.txt", None)] or sorted(
+        delivered(site)
+    ) == sorted([*before, (b"new.txt", None)])
+    (mail,) = site.smtp.wait_for(1)
+    assert guest in mail.get_content()
+    unchanged = records(site)
+    assert run_cli(site, "run").returncode == 3  # not retried in a loop
+    assert records(site) == unchanged
+    time.sleep(0.3)
+    assert len(site.smtp.messages) == 1
+
+    # Logging in again finds the consent Globus asks for and requests it.
+    assert login(site) == 2
+    assert guest in auth.stored_data_access(load_settings(site.config))
+    assert run_cli(site, "run", "--wait").returncode == 0
+    assert (site.dst / "new.txt").read_text() == "new\n"
+    assert_no_secrets(site)
+
+
+def test_a_collection_added_to_the_config_needs_a_login(
+    three_collections: tuple[Emulator, list[str], str],
+    smtp_server: SmtpTestServer,
+    tmp_path: Path,
+) -> None:
+    emu, (first, _, added), client = three_collections
+    site = make_site(emu, smtp_server, tmp_path, first, first, client)
+    site.write_config(DST_DIR="/copy")
+    login(site)
+    assert run_cli(site, "run", "--wait").returncode == 0
+
+    site.write_config(DST_ID=added, DST_DIR="/backup")
+    started = time.monotonic()
+    result = run_cli(site, "run", "--wait")
+    assert time.monotonic() - started < 5
+    assert result.returncode == 3, result.stderr
+    assert added in result.stderr
+    assert f"globus-auto --config {site.config} login" in result.stderr
+    (mail,) = site.smtp.wait_for(1)
+    assert added in mail.get_content()
+
+    # The stored login still works, so the new collection is looked at first
+    # and its consent asked for in a single round.
+    assert login(site) == 1
+    assert added in auth.stored_data_access(load_settings(site.config))
+    emu.set_collection(added, requires_consent=True)
+    assert run_cli(site, "run", "--wait").returncode == 0
+    assert (emu.state.collections[added].root / "backup" / "a.txt").exists()
+
+
+def test_service_account_needs_no_login_and_gets_data_access(
+    emulator: TestEmulator, smtp_server: SmtpTestServer, tmp_path: Path
+) -> None:
+    site = make_site(
+        emulator,
+        smtp_server,
+        tmp_path,
+        emulator.src_id,
+        emulator.dst_id,
+        emulator.native_client_id,
+    )
+    site.write_config(
+        CLIENT_ID=emulator.confidential_client_id,
+        CLIENT_SECRET=emulator.confidential_client_secret,
+    )
+    emulator.set_collection(emulator.src_id, requires_consent=True)
+    emulator.set_collection(emulator.dst_id, requires_consent=True)
+    result = run_cli(site, "-vv", "run", "--wait")
+    assert result.returncode == 0, result.stderr
+    assert (site.dst / "a.txt").read_text() == "first file\n"
+    settings = load_settings(site.config)
+    assert auth.stored_data_access(settings) == tuple(
+        sorted([emulator.src_id, emulator.dst_id])
+    )
+    (site.src / "more.txt").write_text("more\n")
+    assert run_cli(site, "-vv", "run", "--wait").returncode == 0
+    assert (site.dst / "more.txt").exists()
+    login_message = run_cli(site, "login")
+    assert login_message.returncode == 0
+    assert "service account" in login_message.stdout
+    health = auth.token_health(settings)
+    assert health["kind"] == "service account"
+    assert health["keepalive_due"] is False
+    site.outputs.append(json.dumps(health))
+    assert mode(site.tokens) == 0o600
+    assert_no_secrets(site, emulator.confidential_client_secret)
+
+
+def _age_tokens(site: Site, days: float) -> None:
+    state = site.state / "auth_state.json"
+    data = json.loads(state.read_text())
+    when = datetime.now(timezone.utc) - timedelta(days=days)
+    data["last_used"] = when.isoformat()
+    state.write_text(json.dumps(data))
+
+
+def test_keepalive_renews_unused_tokens_and_is_quiet_otherwise(site: Site) -> None:
+    login(site)
+    assert run_cli(site, "run", "--wait").returncode == 0
+    requests_before = dict(site.emulator.stats()["requests"])
+    assert run_cli(site, "run").returncode == 0  # nothing to do: no network
+    assert site.emulator.stats()["requests"] == requests_before
+
+    old_refresh = stored_tokens(site)["transfer.api.globus.org"]["refresh_token"]
+    _age_tokens(site, 31)
+    assert auth.token_health(load_settings(site.config))["keepalive_due"] is True
+    assert run_cli(site, "run").returncode == 0
+    new_refresh = stored_tokens(site)["transfer.api.globus.org"]["refresh_token"]
+    assert new_refresh != old_refresh
+    health = auth.token_health(load_settings(site.config))
+    assert health["keepalive_due"] is False
+    last_used = datetime.fromisoformat(health["last_used"])
+    assert datetime.now(timezone.utc) - last_used < timedelta(minutes=1)
+    assert mode(site.tokens) == 0o600
+
+    requests_before = dict(site.emulator.stats()["requests"])
+    assert run_cli(site, "run").returncode == 0
+    assert site.emulator.stats()["requests"] == requests_before
+
+    # A keep-alive that finds the login gone says so, once.
+    site.emulator.revoke_all_tokens()
+    _age_tokens(site, 45)
+    before = records(site)
+    result = run_cli(site, "run")
+    assert result.returncode == 3, result.stderr
+    assert records(site) == before
+    (mail,) = site.smtp.wait_for(1)
+    assert "login" in str(mail["Subject"]).lower()
+    assert auth.token_health(load_settings(site.config))["last_error"]
+    assert_no_secrets(site)
+
+
+def test_token_health_shows_no_secrets(site: Site) -> None:
+    settings = load_settings(site.config)
+    assert auth.token_health(settings)["kind"] == "none"
+    login(site)
+    health = auth.token_health(settings)
+    assert health["kind"] == "user login"
+    assert health["tokens_file"] == str(site.tokens)
+    assert health["tokens_file_mode"] == "0600"
+    assert health["last_used"] is not None
+    assert health["last_error"] is None
+    assert health["keepalive_due"] is False
+    assert health["collections_needing_login"] == []
+    site.outputs.append(json.dumps(health))
+    assert_no_secrets(site)
+
+
+def test_logout_revokes_and_deletes(site: Site, globus_env: TestEmulator) -> None:
+    login(site)
+    refresh = stored_tokens(site)["transfer.api.globus.org"]["refresh_token"]
+    result = run_cli(site, "logout")
+    assert result.returncode == 0, result.stderr
+    assert "revoked" in result.stdout
+    assert not site.tokens.exists()
+    client = globus_sdk.NativeAppAuthClient(site.native_client_id)
+    with pytest.raises(globus_sdk.AuthAPIError):
+        client.oauth2_refresh_token(refresh)
+    assert run_cli(site, "run").returncode == 3
+    assert run_cli(site, "logout").stdout.startswith("No stored login")
+
+
+def test_a_first_run_on_a_terminal_offers_the_login_and_goes_on(site: Site) -> None:
+    status, shown, rounds = on_terminal(site, "run", "--wait")
+    assert status == 0, shown
+    assert "Log in to Globus now?" in shown
+    assert rounds == 2
+    assert (site.dst / "a.txt").read_text() == "first file\n"
+    assert_no_secrets(site)
+
+
+def test_login_without_a_terminal_refuses_at_once(site: Site) -> None:
+    result = run_cli(site, "login")
+    assert result.returncode == 3
+    assert "terminal" in result.stderr
+    assert not site.tokens.exists()
