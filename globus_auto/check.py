@@ -278,7 +278,6 @@ def format_check(check: Check, unicode: bool) -> list[str]:
     epilog="Examples:\n\n  globus-auto check\n\n"
     "  globus-auto --config ~/raw.py check --test-mail\n\n"
     "The exit code is that of the first failed check.\n\n"
-    + "\b\n"  # keep the lines of the table as they are
     + EXIT_CODES_HELP,
 )
 @click.option(

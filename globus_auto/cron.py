@@ -110,7 +110,6 @@ def _notes(environ: Mapping[str, str]) -> list[str]:
 @click.command(
     "cron",
     epilog="Example: (crontab -l; globus-auto cron --every 15m) | crontab -\n\n"
-    + "\b\n"  # keep the lines of the table as they are
     + EXIT_CODES_HELP,
 )
 @click.option(

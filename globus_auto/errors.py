@@ -14,6 +14,7 @@ EXIT_ENDPOINT_NOT_READY = 4
 EXIT_TRANSFER_FAILED = 5
 
 EXIT_CODES_HELP = """\
+\b
 Exit codes:
   0  success, nothing to do, or skipped because another run holds the lock
   1  unexpected error (see the log)

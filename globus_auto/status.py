@@ -327,7 +327,6 @@ def _token_lines(token: dict[str, Any]) -> list[str]:
     "status",
     epilog="Examples:\n\n  globus-auto status\n\n"
     "  globus-auto status --job raw --refresh --json\n\n"
-    + "\b\n"  # keep the lines of the table as they are
     + EXIT_CODES_HELP,
 )
 @click.option(
