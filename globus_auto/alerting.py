@@ -240,7 +240,8 @@ class _Mailer:
             return True
         recipients = recipients_for(self.settings, item.record.job)
         if not recipients or not self.settings.email_sender:
-            log.warning(
+            # Info only: the run logs the problem itself; the user chose no mail.
+            log.info(
                 "%s: %s (no EMAIL_RECIPIENTS configured, so no mail is sent)",
                 item.record.job,
                 item.record.summary,

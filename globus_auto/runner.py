@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -242,6 +243,7 @@ def _run_locked(job: Job, env: RunEnv, opts: RunOptions, report: JobReport) -> N
     report.scan = scan_job(job, job_id, env)
     report.cleared.add(Kind.SOURCE_PROBLEM)
     report.cleared.add(Kind.DATASTORE)
+    _report_unsendable(job, job_id, env, report)
     crashpoint("after-scan")
     if in_flight:
         report.outcome = f"waiting for task {report.task_id} to finish"
@@ -261,11 +263,53 @@ def _run_locked(job: Job, env: RunEnv, opts: RunOptions, report: JobReport) -> N
         return
     gateway = env.gateway()
     probe(job, gateway)
+    # Reaching Globus after a clean scan also shows an earlier unexpected
+    # error (say, an unreadable token file) is gone.
     report.cleared.update({Kind.ENDPOINT_NOT_READY, Kind.LOGIN_REQUIRED})
+    report.cleared.add(Kind.UNEXPECTED)
     task = submit(job, job_id, env, gateway, cutoff, report)
     if opts.wait:
         state = gateway.wait(task.task_id or "", opts.timeout)
         _settle(job, task, state, env, report)
+
+
+UNSENDABLE_SHOWN = 20
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _report_unsendable(job: Job, job_id: int, env: RunEnv, report: JobReport) -> None:
+    """Alert, without failing the run, about files the scan cannot send.
+
+    Why: otherwise they would be a silent gap at the destination. Their names
+    are shown with control characters escaped, so a name cannot shape the mail.
+    """
+    count = env.store.count_problems(job_id)
+    if count == 0:
+        return
+    shown = env.store.problems(job_id, limit=UNSENDABLE_SHOWN)
+    lines = [f"{printable_name(path)}: {why}" for path, why in shown]
+    if count > len(shown):
+        lines.append(f"... and {count - len(shown)} more")
+    config = f"--config {env.settings.config_path}"
+    report.problems.append(
+        Problem(
+            job=job.name,
+            kind=Kind.SOURCE_PROBLEM,
+            summary="some files cannot be sent",
+            what_happened=f"{count} files in {job.src_local_dir} cannot be sent "
+            "as they are:\n" + "\n".join(lines),
+            what_to_do="Rename them or fix their permissions; list them with: "
+            f"globus-auto {config} status --job {job.name}",
+            next_attempt="Every run looks at them again and sends them once it can.",
+            pending_files=count,
+        )
+    )
+
+
+def printable_name(path: bytes) -> str:
+    """A file name for people: undecodable bytes and control characters escaped."""
+    text = path.decode("utf-8", "backslashreplace")
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
 
 
 def _young_cutoff(job: Job, now: datetime) -> int | None:

@@ -229,12 +229,12 @@ def test_smtp_down_when_resolved_sends_resolved_later(world: World) -> None:
 # --- every failure kind -----------------------------------------------------------
 
 
-def test_consent_required(world: World) -> None:
+def test_service_account_consents_by_itself_so_no_alert(world: World) -> None:
+    # A person's missing consent is covered by the auth tests (exit 3, one mail).
     world.emu.set_collection(world.emu.dst_id, requires_consent=True)
-    assert world.run().exit_code == 3
-    (mail,) = world.mails()
-    body = assert_alert(mail, "Globus login or consent required", pending="2 files")
-    assert "consent" in body
+    assert world.run().exit_code == 0
+    assert world.mails() == []
+    assert tree(world.dst) == tree(world.src)
 
 
 def test_wrong_client_secret_is_login_required_without_the_secret(
@@ -350,16 +350,12 @@ def test_unexpected_error_names_the_log(world: World) -> None:
     (mail,) = world.mails()
     body = assert_alert(mail, "an unexpected error")
     assert str(world.state_dir / "globus-auto.log") in body
-    (world.state_dir / "tokens.json").unlink()
-    assert world.run().exit_code == 0
-    assert len(world.mails()) == 1  # only a verified-fine run could resolve it
-
-
-def test_globus_unreachable_is_said_plainly(world: World) -> None:
-    world.emu.add_faults(http_status=503, count=1000)
     assert world.run().exit_code == 1
-    (mail,) = world.mails()
-    assert_alert(mail, "Globus could not be reached")
+    assert len(world.mails()) == 1
+    (world.state_dir / "tokens.json").unlink()
+    assert world.run().exit_code == 0  # reaching Globus shows it is gone
+    assert world.mails()[1]["Subject"] == PREFIX + "resolved: an unexpected error"
+    assert tree(world.dst) == tree(world.src)
 
 
 # --- header injection -------------------------------------------------------------
@@ -380,15 +376,42 @@ def test_job_name_with_line_break_is_refused(world: World) -> None:
 
 
 def test_file_name_with_line_break_injects_nothing(world: World) -> None:
-    world.put({"evil\r\nBcc: victim@example.org\r\nSubject: hi": b"x"})
+    evil = "evil\r\nBcc: victim@example.org\r\nSubject: hi"
+    world.put({evil: b"x"})
     world.emu.set_collection(world.emu.dst_id, connected=False)
     assert world.run().exit_code == 4
+    subjects = sorted(str(m["Subject"]) for m in world.mails())
+    assert subjects == [
+        PREFIX + "a collection is not ready",
+        PREFIX + "some files cannot be sent",
+    ]
+    for mail, envelope, raw in zip(
+        world.mails(), world.smtp.envelopes, world.smtp.raw, strict=True
+    ):
+        assert mail["Bcc"] is None
+        assert envelope.rcpt_tos == [RECIPIENT]
+        headers, body = raw.split(b"\r\n\r\n", 1)
+        assert b"victim" not in headers
+        assert b"\r\nBcc:" not in body
+    (unsendable,) = (m for m in world.mails() if "cannot be sent" in m["Subject"])
+    body = assert_alert(unsendable, "some files cannot be sent", pending="1 file")
+    assert r"evil\r\nBcc: victim@example.org\r\nSubject: hi" in body
+    assert "line break" in body and "status --job default" in body
+
+
+def test_unsendable_file_is_mailed_once_without_failing_the_run(
+    world: World,
+) -> None:
+    world.put({"bad\nname": b"x"})
+    for _ in range(3):
+        assert world.run().exit_code == 0
     (mail,) = world.mails()
-    assert mail["Bcc"] is None
-    assert mail["Subject"] == PREFIX + "a collection is not ready"
-    assert world.smtp.envelopes[0].rcpt_tos == [RECIPIENT]
-    header_block = world.smtp.raw[0].split(b"\r\n\r\n", 1)[0]
-    assert b"victim" not in header_block
+    assert_alert(mail, "some files cannot be sent")
+    assert "good-name" not in tree(world.dst)
+    (world.src / "bad\nname").rename(world.src / "good-name")
+    assert world.run().exit_code == 0
+    assert world.mails()[1]["Subject"] == PREFIX + "resolved: some files cannot be sent"
+    assert tree(world.dst) == tree(world.src)
 
 
 # --- recipients -------------------------------------------------------------------
