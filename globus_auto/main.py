@@ -257,10 +257,10 @@ def execute(
         try:
             store = stack.enter_context(open_store(settings, deferred))
         except DatastoreError as exc:
+            if opts.dry_run:
+                raise
             log.error("%s", exc)
-            return (
-                [] if opts.dry_run else datastore_unusable(settings, jobs, exc, now())
-            )
+            return datastore_unusable(settings, jobs, exc, now())
         env = RunEnv(
             settings=settings,
             store=store,
