@@ -8,6 +8,7 @@ and renamed into place, so a destination file is never half-written.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -69,6 +70,9 @@ TRANSFER_FIELDS = {
     "destination_local_user",
     "store_base_path_info",
 }
+FILTER_RULE_FIELDS = {"DATA_TYPE", "method", "name", "type"}
+FILTER_METHODS = ("include", "exclude")
+FILTER_TYPES = ("file", "dir")
 ITEM_FIELDS = {
     "DATA_TYPE",
     "source_path",
@@ -296,6 +300,60 @@ def endpoint_document(c: Collection) -> JSONDict:
         "tlsftp_server": None,
         "DATA": [],
     }
+
+
+def _filter_rules(raw: Any) -> list[JSONDict] | None:
+    """Check ``filter_rules`` as Globus does; return the rules, None if absent.
+
+    Each rule is ``{"DATA_TYPE": "filter_rule", "method": "include"|"exclude",
+    "name": <pattern>}`` with an optional ``"type": "file"|"dir"``.
+    """
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        raise GlobusError(
+            400, "ClientError.BadRequest", "filter_rules must be a list of filter_rule"
+        )
+    return [_filter_rule(rule, index) for index, rule in enumerate(raw)]
+
+
+def _filter_rule(rule: Any, index: int) -> JSONDict:
+    """One checked ``filter_rule`` document (a copy), or a 400 naming the fault."""
+
+    def bad(why: str) -> GlobusError:
+        return GlobusError(
+            400, "ClientError.BadRequest", f"Invalid filter_rules[{index}]: {why}"
+        )
+
+    if not isinstance(rule, dict):
+        raise bad("must be a filter_rule object")
+    unknown = set(rule) - FILTER_RULE_FIELDS
+    if unknown:
+        raise bad(f"unknown field(s) {', '.join(sorted(unknown))}")
+    if rule.get("DATA_TYPE") != "filter_rule":
+        raise bad("DATA_TYPE must be 'filter_rule'")
+    if rule.get("method") not in FILTER_METHODS:
+        raise bad("method must be 'include' or 'exclude'")
+    name = rule.get("name")
+    if not isinstance(name, str) or not name:
+        raise bad("name must be a non-empty pattern")
+    if rule.get("type") is not None and rule["type"] not in FILTER_TYPES:
+        raise bad("type must be 'file' or 'dir'")
+    return dict(rule)
+
+
+def _filtered_out(rules: list[JSONDict] | None, name: str, kind: str) -> bool:
+    """Whether the first rule matching ``name`` (a ``kind`` "file"/"dir") excludes it.
+
+    Rules are tried in order; a rule with a ``type`` applies to that kind only.
+    No matching rule means the item is included.
+    """
+    for rule in rules or ():
+        if rule.get("type") not in (None, kind):
+            continue
+        if fnmatch.fnmatchcase(name, rule["name"]):
+            return bool(rule["method"] == "exclude")
+    return False
 
 
 def _bool_param(value: str | None, default: bool) -> bool:
@@ -682,7 +740,7 @@ class TransferService:
             "label": label,
             "sync_level": sync_level,
             "deadline": body.get("deadline"),
-            "filter_rules": body.get("filter_rules"),
+            "filter_rules": _filter_rules(body.get("filter_rules")),
             "recursive_symlinks": body.get("recursive_symlinks", "ignore"),
         }
         defaults = {"verify_checksum": True, "encrypt_data": False}
@@ -1049,7 +1107,11 @@ class TransferService:
             raise TaskFatal(
                 "PERMISSION_DENIED", f"Cannot list '{spath}': {exc.strerror}"
             ) from None
+        rules = task.options["filter_rules"]
         for entry in entries:
+            kind = "dir" if entry.is_dir(follow_symlinks=False) else "file"
+            if _filtered_out(rules, entry.name, kind):
+                continue  # an excluded directory is not descended
             s_child = f"{spath.rstrip('/')}/{entry.name}"
             d_child = f"{dpath.rstrip('/')}/{entry.name}"
             if entry.is_symlink():
