@@ -7,6 +7,7 @@ feeds these functions plain values and executes what they return.
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -61,15 +62,22 @@ def task_label(job_name: str) -> str:
     return f"globus-auto {clean}"[:LABEL_MAX]
 
 
+_SUFFIX_PATTERN = re.compile(r"\*[^*?\[\]/]*")
+
+
 def name_only_patterns(patterns: Sequence[str]) -> tuple[str, ...] | None:
     """The patterns as Globus filter rules, or None if one cannot be one.
 
-    A Globus filter rule matches a file or directory *name*; a pattern with a
-    '/' matches a path and has no faithful filter-rule form.
+    EXCLUDE patterns match paths relative to the source root; a Globus filter
+    rule matches a file or directory *name* at any depth. The two agree only
+    for a pattern like ``*.tmp`` (a star, then a plain suffix): a path ends in
+    ``.tmp`` exactly when its name does. ``cache`` (top level only as a path,
+    every depth as a name) or ``*o*r`` do not agree, so they rule out a
+    recursive transfer.
     """
-    if any("/" in p for p in patterns):
-        return None
-    return tuple(patterns)
+    if all(_SUFFIX_PATTERN.fullmatch(p) for p in patterns):
+        return tuple(patterns)
+    return None
 
 
 def may_recurse(exclude: Sequence[str], young_files: int, problem_files: int) -> bool:

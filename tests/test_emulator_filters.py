@@ -294,29 +294,36 @@ def write_config(path: Path, emu: TestEmulator, **extra: Any) -> Path:
     return path
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: EXCLUDE matches paths relative to the source root (README, "
-    "scan.exclude_matcher), but plan.name_only_patterns sends each pattern as a "
-    "Globus filter rule, which matches names at every depth: 'cache' also drops "
-    "d/cache/y, and the SUCCEEDED task settles it as delivered",
-)
-def test_globus_auto_exclude_over_a_recursive_task(
+def test_globus_auto_exclude_name_suffixes_go_as_filter_rules(
     globus_env: TestEmulator, tmp_path: Path
 ) -> None:
+    emu = globus_env
+    src, dst = emu.src_root / "data", emu.dst_root / "backup"
+    put(src, ["a.tmp", "d/b.tmp", "keep.txt", "d/e.txt", "d/f/g.bin"])
+    config = write_config(
+        tmp_path / "config.py", emu, EXCLUDE=["*.tmp"], RECURSIVE_THRESHOLD=2
+    )
+    result = CliRunner().invoke(cli, ["--config", str(config), "run", "--wait"])
+    assert result.exit_code == 0, result.output
+    (task,) = emu.transfer.tasks.values()  # one task, the whole tree, recursive
+    assert task.status == "SUCCEEDED" and task.items[0].recursive
+    assert [r["name"] for r in task.options["filter_rules"]] == ["*.tmp"]
+    assert files_under(dst) == {"keep.txt", "d/e.txt", "d/f/g.bin"}
+
+
+def test_globus_auto_exclude_paths_never_become_filter_rules(
+    globus_env: TestEmulator, tmp_path: Path
+) -> None:
+    """'cache' means the top-level cache/ only; as a filter rule it would also
+    drop d/cache/y, which would then be settled as delivered without being sent."""
     emu = globus_env
     src, dst = emu.src_root / "data", emu.dst_root / "backup"
     put(src, ["a.tmp", "cache/x", "d/cache/y", "keep.txt", "d/e.txt", "d/f/g.bin"])
     config = write_config(
         tmp_path / "config.py", emu, EXCLUDE=["*.tmp", "cache"], RECURSIVE_THRESHOLD=2
     )
-    assert os.stat(config).st_mode & 0o777 == 0o600
     result = CliRunner().invoke(cli, ["--config", str(config), "run", "--wait"])
     assert result.exit_code == 0, result.output
-    (task,) = emu.transfer.tasks.values()  # one task, the whole tree, recursive
-    assert task.status == "SUCCEEDED" and task.items[0].recursive
-    assert [r["name"] for r in task.options["filter_rules"]] == ["*.tmp", "cache"]
-    sent = files_under(dst)
-    assert not sent & {"a.tmp", "cache/x"}
-    # Only the top-level cache/ is excluded; a file-by-file run sends d/cache/y.
-    assert sent == {"d/cache/y", "keep.txt", "d/e.txt", "d/f/g.bin"}
+    (task,) = emu.transfer.tasks.values()
+    assert task.status == "SUCCEEDED" and not task.items[0].recursive
+    assert files_under(dst) == {"d/cache/y", "keep.txt", "d/e.txt", "d/f/g.bin"}
