@@ -11,7 +11,6 @@ runs the ``globus-auto`` command itself with EXCLUDE over a recursive task.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
