@@ -284,7 +284,12 @@ class Datastore:
     def apply_scan_batch(
         self, job: int, observed: Sequence[Observed], gone: Sequence[bytes]
     ) -> None:
-        """Record one batch of a scan: new or changed files and vanished ones."""
+        """Record one batch of a scan: new or changed files and vanished ones.
+
+        A file seen changing while a task carries it gets ``sending`` set to an
+        empty value that equals no digest: Globus may have read either version,
+        so settling that task must not mark any version delivered.
+        """
         if not observed and not gone:
             return
         with self.transaction() as tx:
@@ -294,7 +299,8 @@ class Datastore:
                 " ON CONFLICT (job, path) DO UPDATE SET size = excluded.size,"
                 " mtime_ns = excluded.mtime_ns, ctime_ns = excluded.ctime_ns,"
                 " inode = excluded.inode, digest = excluded.digest,"
-                " problem = excluded.problem",
+                " problem = excluded.problem,"
+                " sending = CASE WHEN sending IS NULL THEN NULL ELSE x'' END",
                 [
                     (
                         job,
@@ -439,6 +445,16 @@ class Datastore:
         )
         return [PendingFile(r[0], int(r[1]), r[2]) for r in rows]
 
+    def carried_stats(self, job: int) -> Iterator[StoredFile]:
+        """The stat the last scan saw of each file the job's open task carries."""
+        rows = self._conn.execute(
+            "SELECT path, size, mtime_ns, ctime_ns, inode, digest IS NOT NULL, problem"
+            " FROM files WHERE job = ? AND sending IS NOT NULL ORDER BY path",
+            (job,),
+        )
+        for r in rows:
+            yield StoredFile(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6])
+
     def mark_submitted(self, submission_id: str, task_id: str, now: datetime) -> None:
         with self.transaction() as tx:
             tx.execute(
@@ -462,25 +478,41 @@ class Datastore:
         detail: str,
         delivered_paths: Iterable[bytes] | None,
         now: datetime,
+        uncertain: Iterable[bytes] = (),
     ) -> None:
         """Close a finished task; the digests it carried become delivered.
 
         ``delivered_paths`` ``None`` means all carried files were delivered
         (SUCCEEDED); otherwise only those paths (what a FAILED task did manage).
+        A carried file is marked delivered only if it is still the version the
+        task was prepared with: not seen changing by a scan since (its digest
+        still equals ``sending``) and not in ``uncertain`` (changed since the
+        last scan). Any other carried file may now hold, on the destination,
+        a version the tool never hashed, so its delivered digest is cleared and
+        it is sent again: a redundant transfer, never a lost one.
         """
         with self.transaction() as tx:
             if delivered_paths is None:
                 tx.execute(
                     "UPDATE files SET delivered = sending WHERE job = ?"
-                    " AND sending IS NOT NULL",
+                    " AND sending IS NOT NULL AND sending IS digest",
                     (task.job,),
                 )
             else:
                 tx.executemany(
                     "UPDATE files SET delivered = sending WHERE job = ? AND path = ?"
-                    " AND sending IS NOT NULL",
+                    " AND sending IS NOT NULL AND sending IS digest",
                     [(task.job, p) for p in delivered_paths],
                 )
+            tx.execute(
+                "UPDATE files SET delivered = NULL WHERE job = ?"
+                " AND sending IS NOT NULL AND delivered IS NOT sending",
+                (task.job,),
+            )
+            tx.executemany(
+                "UPDATE files SET delivered = NULL WHERE job = ? AND path = ?",
+                [(task.job, p) for p in uncertain],
+            )
             tx.execute("UPDATE files SET sending = NULL WHERE job = ?", (task.job,))
             tx.execute(
                 "UPDATE tasks SET state = ?, globus_status = ?, detail = ?, settled = ?"

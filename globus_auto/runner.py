@@ -15,7 +15,7 @@ import os
 import re
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from itertools import islice
@@ -28,6 +28,7 @@ from globus_auto.datastore import (
     Datastore,
     Observed,
     PendingFile,
+    StoredFile,
     TaskRecord,
 )
 from globus_auto.errors import (
@@ -492,8 +493,9 @@ def _settle(
         _check_stuck(job, task, state, env, report)
         return True
     crashpoint("before-settle")
+    uncertain = changed_since_scan(job, store.carried_stats(task.job))
     if state.status == "SUCCEEDED":
-        store.settle_task(task, state.status, state.describe(), None, now)
+        store.settle_task(task, state.status, state.describe(), None, now, uncertain)
         report.delivered_files += task.files
         report.cleared.update({Kind.TASK_FAILED, Kind.TASK_STUCK})
         report.outcome = f"task {state.task_id} delivered {task.files} files"
@@ -507,7 +509,7 @@ def _settle(
         )
         if rel is not None
     ]
-    store.settle_task(task, state.status, state.describe(), delivered, now)
+    store.settle_task(task, state.status, state.describe(), delivered, now, uncertain)
     report.delivered_files += len(delivered)
     report.cleared.add(Kind.TASK_STUCK)
     files, size = store.pending_totals(task.job)
@@ -526,6 +528,26 @@ def _settle(
     )
     log.warning("%s: task %s FAILED: %s", job.name, state.task_id, state.describe())
     return False
+
+
+def changed_since_scan(job: Job, rows: Iterable[StoredFile]) -> list[bytes]:
+    """Carried files whose stat is no longer what the last scan recorded.
+
+    Globus copies a file as it is when it reads it, which may be a version the
+    scan never hashed; such a file must not be marked delivered.
+    """
+    root = os.fsencode(job.src_local_dir)
+    changed = []
+    for row in rows:
+        try:
+            st = os.lstat(os.path.join(root, row.path))
+        except OSError:
+            changed.append(row.path)
+            continue
+        seen = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        if seen != (row.size, row.mtime_ns, row.ctime_ns, row.inode):
+            changed.append(row.path)
+    return changed
 
 
 def _check_stuck(
