@@ -20,7 +20,12 @@ from emulator_fixtures import TestEmulator
 from helpers_e2e import dst_data, missing_or_different, src_data, write_config
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+)
 
 from globus_auto import runner
 from globus_auto.datastore import DATASTORE_NAME
@@ -28,9 +33,9 @@ from globus_auto.main import execute
 from globus_auto.runner import RunOptions
 from globus_auto.settings import load_settings
 
-NAMES = ["a", "b", "d/c", "d/e", "f/g/h"]
+NAMES = ["a", "d/e/b"]
 # Few distinct contents, so a file often changes back to what it was before.
-CONTENTS = [b"", b"one", b"two", b"three" * 100]
+CONTENTS = [b"one", b"three" * 100]
 CRASH_POINTS = [
     "during-scan",
     "after-scan",
@@ -59,7 +64,7 @@ class StateModel(RuleBasedStateMachine):
         )
         self.settings = load_settings(config)
         self.root = src_data(self.emulator)
-        self.hold = False  # hold the next task submitted
+        self.hold = False  # hold the task this run submits
         self.held = False  # the source collection is offline, holding a task
 
     # -- the world changes ----------------------------------------------------
@@ -74,22 +79,34 @@ class StateModel(RuleBasedStateMachine):
     def delete(self, name: str) -> None:
         (self.root / name).unlink(missing_ok=True)
 
-    @rule()
-    def hold_next_task(self) -> None:
-        """The next task submitted stays in flight until ``release``.
+    @precondition(lambda self: self.held)
+    @rule(
+        then=st.none() | st.tuples(st.sampled_from(NAMES), st.sampled_from(CONTENTS)),
+    )
+    def release(self, then: tuple[str, bytes] | None = None) -> None:
+        """Bring the source back: a held task now copies what is there *now*.
 
-        The source collection goes offline right before the submit call (after
-        the readiness probe), so Globus accepts the task but cannot start it.
+        ``then``: a file written right after the task finished copying.
         """
-        self.hold = True
-
-    @rule()
-    def release(self) -> None:
-        """Bring the source back: a held task now copies what is there *now*."""
         if self.held:
             self.emulator.set_collection(self.emulator.src_id, connected=True)
             self.held = False
             self.emulator.wait_idle()
+        if then is not None:
+            self.write(*then)
+
+    @precondition(lambda self: self.held)
+    @rule(name=st.sampled_from(NAMES), content=st.sampled_from(CONTENTS))
+    def edit_during_copy(self, name: str, content: bytes) -> None:
+        """A file is edited, copied by the held task in that state, and restored."""
+        path = self.root / name
+        before = path.read_bytes() if path.exists() else None
+        self.write(name, content + b" (edited)" if content == before else content)
+        self.release(None)
+        if before is None:
+            path.unlink()
+        else:
+            path.write_bytes(before)
 
     # -- the tool runs ----------------------------------------------------------
 
@@ -97,8 +114,17 @@ class StateModel(RuleBasedStateMachine):
         wait=st.booleans(),
         fail_next_task=st.booleans(),
         crash=st.none() | st.sampled_from(CRASH_POINTS),
+        hold=st.booleans(),
     )
-    def run(self, wait: bool, fail_next_task: bool, crash: str | None) -> None:
+    def run(
+        self, wait: bool, fail_next_task: bool, crash: str | None, hold: bool = False
+    ) -> None:
+        """One run; with ``hold`` a task it submits stays in flight until released.
+
+        The source collection goes offline right before the submit call (after
+        the readiness probe), so Globus accepts the task but cannot start it.
+        """
+        self.hold = hold and not self.held
         if fail_next_task:
             self.emulator.add_faults(fail_tasks=1)
 
@@ -116,6 +142,7 @@ class StateModel(RuleBasedStateMachine):
             pass
         finally:
             runner.CRASH_HOOK = None
+            self.hold = False
         if not self.held:
             self.emulator.wait_idle()
 
@@ -149,8 +176,7 @@ class StateModel(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         try:
-            self.hold = False
-            self.release()
+            self.release(None)
             self.emulator.add_faults(fail_tasks=0)
             self.emulator.wait_idle()
             for _ in range(2):  # the first may only settle what was in flight
@@ -174,8 +200,8 @@ class StateModel(RuleBasedStateMachine):
 
 
 StateModel.TestCase.settings = settings(
-    max_examples=30,
-    stateful_step_count=12,
+    max_examples=40,
+    stateful_step_count=20,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
     print_blob=True,
@@ -192,10 +218,8 @@ def test_file_changed_and_changed_back_while_its_task_was_in_flight() -> None:
     """
     model = StateModel()
     model.write("a", b"one")
-    model.hold_next_task()
-    model.run(wait=False, fail_next_task=False, crash=None)
+    model.run(wait=False, fail_next_task=False, crash=None, hold=True)
     model.write("a", b"two" * 10)
-    model.release()
-    model.write("a", b"one")
+    model.release(("a", b"one"))
     model.run(wait=True, fail_next_task=False, crash=None)
     model.teardown()
