@@ -289,12 +289,21 @@ class Job:
     def forget(self) -> None:
         shutil.rmtree(self.state, ignore_errors=True)
 
-    def run(self, emu: EmulatorProcess, *extra: str, verbose: str = "-v") -> Measured:
+    def run(
+        self,
+        emu: EmulatorProcess,
+        *extra: str,
+        verbose: str = "-v",
+        at_end: bool = False,
+    ) -> Measured:
+        """``python [extra] -m globus_auto --config C -v run`` (``extra`` after
+        ``run`` instead with ``at_end``)."""
         env = dict(os.environ)
         env["GLOBUS_SDK_SERVICE_URL_TRANSFER"] = emu.url
         env["GLOBUS_SDK_SERVICE_URL_AUTH"] = emu.url
-        cmd = [sys.executable, *extra, "-m", "globus_auto", "--config"]
-        return measure([*cmd, str(self.config), verbose, "run"], env)
+        python = [sys.executable, *(() if at_end else extra), "-m", "globus_auto"]
+        cmd = [*python, "--config", str(self.config), verbose, "run"]
+        return measure([*cmd, *(extra if at_end else ())], env)
 
 
 def expect(result: Measured, pattern: str, what: str) -> Measured:
@@ -354,6 +363,7 @@ def main_tree_figures(work: Path, sizes: Sizes) -> list[Figure]:
         finds: list[float] = []
         still: list[float] = []
         changed: list[float] = []
+        scan_only: list[float] = []
         read_files: list[int] = []
         read_bytes: list[int] = []
         changed_bytes: list[int] = []
@@ -364,6 +374,10 @@ def main_tree_figures(work: Path, sizes: Sizes) -> list[Figure]:
             finds.append(check(measure(find, keep_stdout=False), "find").seconds)
             still.append(expect(job.run(emu), NOTHING, "a no-change run").seconds)
             changed_bytes.append(change_files(job.local, sizes, rng))
+            dry = expect(
+                job.run(emu, "--dry-run", at_end=True), r"would be sent", "a dry run"
+            )
+            scan_only.append(dry.seconds)
             before = emu.checksummed()
             result = expect(
                 job.run(emu, verbose="-vv"), SUBMITTED, "the run after a change"
@@ -393,6 +407,8 @@ def main_tree_figures(work: Path, sizes: Sizes) -> list[Figure]:
             3,
             f"{sizes.changed} changed files among {sizes.files:,}: "
             f"{median(changed):.3f} s; no-change run: {median(still):.3f} s; "
+            f"the same change with --dry-run (scan only, no Globus): "
+            f"{median(scan_only):.3f} s = {median(scan_only) / median(still):.2f}x; "
             f"read {median(read_files):.0f} files, {median(read_bytes):,.0f} bytes "
             f"from the source for {median(changed_bytes):,.0f} bytes changed "
             f"(tree: {total:,} bytes)",

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 from globus_auto.errors import DatastoreError
 
@@ -90,9 +91,13 @@ SUBMITTED = "submitted"  # Globus accepted it; task_id known
 SETTLED = "settled"  # final status seen and its files settled
 
 
-@dataclass(frozen=True)
-class StoredFile:
-    """The stat part of one tracked file, as the scan compares it."""
+class StoredFile(NamedTuple):
+    """The stat part of one tracked file, as the scan compares it.
+
+    A plain tuple of this shape (``StoredRow``) is what :meth:`iter_stored`
+    yields: the scan compares rows with what it sees as whole tuples, and
+    building an object per row would cost more than the comparison.
+    """
 
     path: bytes
     size: int | None
@@ -101,6 +106,12 @@ class StoredFile:
     inode: int | None
     hashed: bool
     problem: str | None = None
+
+
+# One row of iter_stored: path, size, mtime_ns, ctime_ns, inode, hashed, problem.
+StoredRow = tuple[
+    bytes, int | None, int | None, int | None, int | None, int, str | None
+]
 
 
 @dataclass(frozen=True)
@@ -265,17 +276,19 @@ class Datastore:
 
     # -- files -------------------------------------------------------------
 
-    def iter_stored(self, job: int, reader: sqlite3.Connection) -> Iterator[StoredFile]:
-        """Every tracked file of ``job`` in byte order of its path."""
+    def iter_stored(self, job: int, reader: sqlite3.Connection) -> Iterator[StoredRow]:
+        """Every tracked file of ``job`` in byte order of its path.
+
+        Rows are plain tuples shaped like :class:`StoredFile` (``hashed`` is 0
+        or 1), straight from SQLite.
+        """
         cur = reader.execute(
             "SELECT path, size, mtime_ns, ctime_ns, inode, digest IS NOT NULL, problem"
             " FROM files WHERE job = ? ORDER BY path",
             (job,),
         )
-        for row in cur:
-            yield StoredFile(
-                row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6]
-            )
+        cur.arraysize = 512
+        return iter(cur)
 
     def count_files(self, job: int) -> int:
         row = self._conn.execute("SELECT count(*) FROM files WHERE job = ?", (job,))

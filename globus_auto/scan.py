@@ -5,26 +5,35 @@ datastore returns its rows in, so the two streams are merged in one pass and
 neither is ever held in memory whole. A file whose size, mtime, ctime and inode
 match its row is not read; a new or changed one is hashed with BLAKE3 in a small
 thread pool. Changes are written to the datastore in batches.
+
+Why it is shaped the way it is: a run with nothing changed should cost about
+what listing the tree costs (``find``), so the per-file work is kept to the
+stat call and a few C-level operations. Walk entries and datastore rows are
+plain tuples of the same shape; the walk hands over runs of consecutive files
+of one folder, and a run equal to the next rows as a whole (one list
+comparison) is done with. Only a run that differs is merged file by file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import logging
-import mmap
 import os
 import re
 import stat
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
+from operator import attrgetter, itemgetter
 from typing import NamedTuple
 
 import blake3
 
-from globus_auto.datastore import Observed, StoredFile
+from globus_auto.datastore import Observed, StoredRow
 from globus_auto.errors import SourceError
 
 log = logging.getLogger(__name__)
@@ -32,19 +41,44 @@ log = logging.getLogger(__name__)
 BATCH_FILES = 2000
 BATCH_BYTES = 1 << 30
 MAX_IN_FLIGHT = 64
-MMAP_THRESHOLD = 4 << 20
+MMAP_THRESHOLD = 4 << 20  # files this big are hashed on all cores (name kept)
+BIG_CHUNK = 4 << 20  # read size for those (one buffer per hashing thread)
 READ_CHUNK = 1 << 20
+RUN_FILES = 1024  # at most this many files per run (bounds memory per folder)
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_lstat = os.lstat
+_size = itemgetter(1)
+_mode = attrgetter("st_mode")
 
 
 class Entry(NamedTuple):
-    """One thing the walk found: a regular file, or something it cannot send."""
+    """One thing the walk found: a regular file, or something it cannot send.
+
+    Shaped like a datastore row (:class:`globus_auto.datastore.StoredFile`) so
+    that "unchanged" is tuple equality: ``regular`` stands where the row has
+    ``hashed``, so a regular file matches only a row that was fully read, and a
+    problem matches only a row with the same problem.
+    """
 
     path: bytes  # relative to the source root, '/'-separated
     size: int | None
     mtime_ns: int | None
     ctime_ns: int | None
     inode: int | None
+    regular: bool = True
     problem: str | None = None
+
+
+# What the walk yields in runs: an Entry, or a plain tuple of the same shape.
+EntryRow = tuple[
+    bytes, int | None, int | None, int | None, int | None, bool, str | None
+]
+
+
+def problem_entry(path: bytes, problem: str) -> Entry:
+    """The walk's entry for something at ``path`` that cannot be sent."""
+    return Entry(path, None, None, None, None, False, problem)
 
 
 @dataclass
@@ -119,65 +153,248 @@ def _name_problem(name: bytes) -> str | None:
     return None
 
 
-def walk(
-    root: bytes, excluded: Callable[[bytes], bool] | None = None
-) -> Iterator[Entry]:
+class Walk:
+    """The files under a root, in path byte order (see :func:`walk`).
+
+    Iterating gives one :class:`Entry` per file; :meth:`runs` gives the same
+    entries as lists of plain tuples, which is what the scanner uses.
+    """
+
+    def __init__(
+        self, root: bytes, excluded: Callable[[bytes], bool] | None = None
+    ) -> None:
+        self.root = root
+        self.excluded = excluded
+
+    def __iter__(self) -> Iterator[Entry]:
+        for run in self.runs():
+            yield from map(Entry._make, run)
+
+    def runs(self) -> Iterator[list[EntryRow]]:
+        """Lists of consecutive entries (in path order) of one folder each."""
+        return _walk_dir(self.root, b"", self.excluded)
+
+
+def walk(root: bytes, excluded: Callable[[bytes], bool] | None = None) -> Walk:
     """Every regular file under ``root`` (and every problem), in path byte order.
 
     Entries of a directory are sorted by name, with '/' appended to directory
     names: that makes the depth-first order equal to the byte order of the full
     relative paths. Symbolic links are never followed.
     """
-    yield from _walk_dir(root, b"", excluded)
+    return Walk(root, excluded)
 
 
 def _walk_dir(
     root: bytes, prefix: bytes, excluded: Callable[[bytes], bool] | None
-) -> Iterator[Entry]:
+) -> Iterator[list[EntryRow]]:
     folder = os.path.join(root, prefix) if prefix else root
     try:
-        with os.scandir(folder) as it:
-            items = [
-                (e.name + b"/" if e.is_dir(follow_symlinks=False) else e.name, e)
-                for e in it
-            ]
+        fd = os.open(folder, _DIR_FLAGS | (os.O_NOFOLLOW if prefix else 0))
+        try:
+            # A link count of 2 means no subdirectory (as find's leaf
+            # optimisation assumes): the names alone, sorted, are in path
+            # order, and listing them costs far less than DirEntry objects.
+            leaf = os.fstat(fd).st_nlink == 2
+            names = os.listdir(folder) if leaf else []
+            listing = None if leaf else _list_dir(folder)
+        except BaseException:
+            os.close(fd)
+            raise
     except OSError as exc:
         if prefix:
-            yield Entry(
-                prefix.rstrip(b"/"),
-                None,
-                None,
-                None,
-                None,
-                f"directory cannot be read: {exc.strerror}",
-            )
+            problem = f"directory cannot be read: {exc.strerror}"
+            yield [problem_entry(prefix[:-1], problem)]
             return
         raise SourceError(f"cannot list {os.fsdecode(folder)}: {exc.strerror}") from exc
-    items.sort()
-    for key, entry in items:
-        rel = prefix + entry.name
-        if excluded is not None and excluded(rel):
-            continue
-        problem = _name_problem(entry.name)
-        if key[-1:] == b"/":
-            if problem:
-                yield Entry(rel, None, None, None, None, problem)
-            else:
-                yield from _walk_dir(root, prefix + key, excluded)
-            continue
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except OSError as exc:
-            if exc.errno == 2:  # vanished since the listing
-                continue
-            yield Entry(rel, None, None, None, None, f"cannot stat: {exc.strerror}")
-            continue
-        if not stat.S_ISREG(st.st_mode):
-            problem = problem or _special_problem(st.st_mode)
-        if problem:
-            yield Entry(rel, None, None, None, None, problem)
+    try:
+        if listing is None:
+            names.sort()
+            yield from _leaf_runs(root, prefix, fd, names, excluded)
         else:
-            yield Entry(rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+            yield from _mixed_runs(root, prefix, fd, listing, excluded)
+    finally:
+        os.close(fd)
+
+
+def _leaf_runs(
+    root: bytes,
+    prefix: bytes,
+    fd: int,
+    names: list[bytes],
+    excluded: Callable[[bytes], bool] | None,
+) -> Iterator[list[EntryRow]]:
+    """Runs of a folder without subdirectories (sorted ``names``)."""
+    if excluded is not None:
+        names = [n for n in names if not excluded(prefix + n)]
+    for start in range(0, len(names), RUN_FILES):
+        chunk = names[start : start + RUN_FILES]
+        try:
+            stats = [_lstat(n, dir_fd=fd) for n in chunk]
+        except OSError:
+            stats = []  # one vanished or cannot be stat'ed: one by one below
+        kinds = list(map(stat.S_IFMT, map(_mode, stats)))
+        if stats and kinds.count(stat.S_IFREG) == len(chunk) and _names_ok(chunk):
+            # The hot loop of a run with nothing changed: a tuple per file.
+            yield [
+                (
+                    prefix + n,
+                    st.st_size,
+                    st.st_mtime_ns,
+                    st.st_ctime_ns,
+                    st.st_ino,
+                    True,
+                    None,
+                )
+                for n, st in zip(chunk, stats, strict=True)
+            ]
+            continue
+        if stat.S_IFDIR in kinds:
+            # A subdirectory appeared after the link count was read: the rest
+            # of the folder the slow way (what was yielded sorts before it).
+            try:
+                listing = _list_dir(os.path.join(root, prefix))
+            except OSError:
+                return
+            yield from _mixed_runs(root, prefix, fd, listing, excluded, chunk[0])
+            return
+        yield [e for e in (_file_entry(fd, prefix, n) for n in chunk) if e is not None]
+
+
+def _mixed_runs(
+    root: bytes,
+    prefix: bytes,
+    fd: int,
+    listing: tuple[list[bytes], list[bytes], list[bytes]],
+    excluded: Callable[[bytes], bool] | None,
+    since: bytes = b"",
+) -> Iterator[list[EntryRow]]:
+    """Runs of a folder with subdirectories, from name ``since`` on."""
+    files, dirs, specials = listing
+    # '/' after directory names and NUL (never in a name) after special
+    # files keep the sorted keys in the byte order of the full paths.
+    keys = files + [d + b"/" for d in dirs] + [n + b"\0" for n in specials]
+    keys.sort()
+    names: list[bytes] = []
+    for key in keys:
+        last = key[-1]
+        if last != 47 and last != 0:  # neither '/' nor NUL: a file
+            if key >= since:
+                names.append(key)
+            continue
+        if key[:-1] < since:
+            continue
+        yield from _file_runs(fd, prefix, names, excluded)
+        names = []
+        if last == 47:
+            yield from _enter(root, prefix, key, excluded)
+        elif excluded is None or not excluded(prefix + key[:-1]):
+            yield [_special_entry(fd, prefix, key[:-1])]
+    yield from _file_runs(fd, prefix, names, excluded)
+
+
+def _list_dir(folder: bytes) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    """Names of regular files, directories and other things in ``folder``."""
+    files: list[bytes] = []
+    dirs: list[bytes] = []
+    specials: list[bytes] = []
+    with os.scandir(folder) as it:
+        for e in it:
+            if e.is_file(follow_symlinks=False):
+                files.append(e.name)
+            elif e.is_dir(follow_symlinks=False):
+                dirs.append(e.name)
+            else:
+                specials.append(e.name)
+    return files, dirs, specials
+
+
+def _enter(
+    root: bytes,
+    prefix: bytes,
+    key: bytes,
+    excluded: Callable[[bytes], bool] | None,
+) -> Iterator[list[EntryRow]]:
+    rel = prefix + key[:-1]
+    if excluded is not None and excluded(rel):
+        return
+    problem = _name_problem(key[:-1])
+    if problem:
+        yield [problem_entry(rel, problem)]
+    else:
+        yield from _walk_dir(root, prefix + key, excluded)
+
+
+def _file_runs(
+    fd: int,
+    prefix: bytes,
+    names: list[bytes],
+    excluded: Callable[[bytes], bool] | None,
+) -> Iterator[list[EntryRow]]:
+    """Entries of regular files (sorted ``names``), RUN_FILES at a time."""
+    if excluded is not None:
+        names = [n for n in names if not excluded(prefix + n)]
+    for start in range(0, len(names), RUN_FILES):
+        chunk = names[start : start + RUN_FILES]
+        if _names_ok(chunk):
+            try:
+                # The hot loop of a run with nothing changed: one lstat per
+                # file, relative to the folder's descriptor, and one tuple.
+                yield [
+                    (
+                        prefix + n,
+                        st.st_size,
+                        st.st_mtime_ns,
+                        st.st_ctime_ns,
+                        st.st_ino,
+                        True,
+                        None,
+                    )
+                    for n in chunk
+                    for st in (_lstat(n, dir_fd=fd),)
+                ]
+                continue
+            except OSError:
+                pass  # a file vanished or cannot be stat'ed: one by one
+        yield [e for e in (_file_entry(fd, prefix, n) for n in chunk) if e is not None]
+
+
+def _names_ok(names: list[bytes]) -> bool:
+    """No name has a problem (see :func:`_name_problem`), checked at once."""
+    joined = b"\0".join(names)
+    return b"\n" not in joined and b"\r" not in joined and _is_utf8(joined)
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _file_entry(fd: int, prefix: bytes, name: bytes) -> Entry | None:
+    """One file's entry, its problem, or None if it vanished since the listing."""
+    rel = prefix + name
+    problem = _name_problem(name)
+    try:
+        st = _lstat(name, dir_fd=fd)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return problem_entry(rel, problem or f"cannot stat: {exc.strerror}")
+    if not stat.S_ISREG(st.st_mode):
+        problem = problem or _special_problem(st.st_mode)
+    if problem:
+        return problem_entry(rel, problem)
+    return Entry(rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _special_entry(fd: int, prefix: bytes, name: bytes) -> EntryRow:
+    entry = _file_entry(fd, prefix, name)
+    if entry is None:
+        return problem_entry(prefix + name, "vanished")
+    return entry
 
 
 def _special_problem(mode: int) -> str:
@@ -192,56 +409,94 @@ def _special_problem(mode: int) -> str:
     return "not a regular file, not sent"
 
 
-def same_stat(entry: Entry, row: StoredFile) -> bool:
+def same_stat(entry: EntryRow, row: StoredRow) -> bool:
     """True when the row describes this entry exactly and was fully read."""
-    if entry.problem is not None or row.problem is not None:
-        return entry.problem == row.problem
-    return (
-        row.hashed
-        and entry.size == row.size
-        and entry.mtime_ns == row.mtime_ns
-        and entry.ctime_ns == row.ctime_ns
-        and entry.inode == row.inode
-    )
+    return entry[1:] == row[1:]
 
 
-def merge(
-    entries: Iterator[Entry], rows: Iterator[StoredFile]
-) -> Iterator[tuple[Entry | None, StoredFile | None]]:
+class RowStream:
+    """The datastore's rows, with room to put back rows taken too early."""
+
+    def __init__(self, rows: Iterable[StoredRow]) -> None:
+        self._rows = iter(rows)
+        self._back: list[StoredRow] = []  # put back, last first
+
+    def take(self, count: int) -> list[StoredRow]:
+        """The next ``count`` rows (fewer at the end)."""
+        if not self._back:
+            return list(islice(self._rows, count))
+        taken: list[StoredRow] = []
+        while self._back and len(taken) < count:
+            taken.append(self._back.pop())
+        taken.extend(islice(self._rows, count - len(taken)))
+        return taken
+
+    def put_back(self, rows: list[StoredRow]) -> None:
+        self._back.extend(reversed(rows))
+
+    def next(self) -> StoredRow | None:
+        if self._back:
+            return self._back.pop()
+        return next(self._rows, None)
+
+
+Pair = tuple["EntryRow | None", "StoredRow | None"]
+
+
+def merge_run(run: Sequence[EntryRow], rows: RowStream) -> Iterator[Pair]:
+    """Pair one run of walk entries with the rows of the same paths.
+
+    Yields (entry, None) for a new path, (None, row) for a vanished one that
+    sorts before the run's last entry, and (entry, row) for a path in both
+    whose stat changed. Rows after the run stay in ``rows``.
+    """
+    for entry in run:
+        path = entry[0]
+        row = rows.next()
+        while row is not None and row[0] < path:
+            yield None, row
+            row = rows.next()
+        if row is not None and row[0] == path:
+            if entry[1:] != row[1:]:
+                yield entry, row
+        else:
+            if row is not None:
+                rows.put_back([row])
+            yield entry, None
+
+
+def merge(entries: Iterable[EntryRow], rows: Iterable[StoredRow]) -> Iterator[Pair]:
     """Pair walk entries with datastore rows of the same path (both sorted).
 
     Yields (entry, None) for a new path, (None, row) for a vanished one, and
     (entry, row) for a path that is in both and whose stat changed.
     Unchanged paths are not yielded at all.
     """
-    row = next(rows, None)
+    stream = RowStream(rows)
     for entry in entries:
-        while row is not None and row.path < entry.path:
-            yield None, row
-            row = next(rows, None)
-        if row is not None and row.path == entry.path:
-            if not same_stat(entry, row):
-                yield entry, row
-            row = next(rows, None)
-        else:
-            yield entry, None
-    while row is not None:
+        yield from merge_run((entry,), stream)
+    while (row := stream.next()) is not None:
         yield None, row
-        row = next(rows, None)
 
 
-def hash_file(root: bytes, entry: Entry) -> Observed:
+def _runs_of(entries: Iterable[EntryRow]) -> Iterator[list[EntryRow]]:
+    if isinstance(entries, Walk):
+        return entries.runs()
+    return ([e] for e in entries)
+
+
+def hash_file(root: bytes, entry: EntryRow) -> Observed:
     """Read one file and return its digest with the stat that matches it.
 
     The file is opened without following links and fstat'ed before and after
     reading: a file that changed meanwhile gets no digest, so the next run reads
     it again.
     """
-    path = os.path.join(root, entry.path)
+    path = os.path.join(root, entry[0])
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        return Observed(entry.path, None, None, None, None, None, "vanished")
+        return Observed(entry[0], None, None, None, None, None, "vanished")
     except OSError as exc:
         return _problem(entry, f"cannot be read: {exc.strerror}")
     try:
@@ -258,11 +513,11 @@ def hash_file(root: bytes, entry: Entry) -> Observed:
     if key != (after.st_size, after.st_mtime_ns, after.st_ctime_ns):
         log.info(
             "%s changed while it was read; it will be read again next run",
-            os.fsdecode(entry.path),
+            os.fsdecode(entry[0]),
         )
-        return Observed(entry.path, None, None, None, None, None, None)
+        return Observed(entry[0], None, None, None, None, None, None)
     return Observed(
-        entry.path,
+        entry[0],
         before.st_size,
         before.st_mtime_ns,
         before.st_ctime_ns,
@@ -271,16 +526,25 @@ def hash_file(root: bytes, entry: Entry) -> Observed:
     )
 
 
-def _problem(entry: Entry, problem: str) -> Observed:
-    return Observed(entry.path, None, None, None, None, None, problem)
+def _problem(entry: EntryRow, problem: str) -> Observed:
+    return Observed(entry[0], None, None, None, None, None, problem)
 
 
 def _digest_fd(fd: int, size: int) -> bytes:
+    """BLAKE3 of the open file; big files are hashed on every core.
+
+    Read into a buffer rather than mapped: a mapped file truncated while it is
+    hashed kills the process with SIGBUS, and a live source directory is where
+    that happens. Reading costs one copy, which BLAKE3 outruns anyway.
+    """
     if size >= MMAP_THRESHOLD:
+        with contextlib.suppress(OSError):
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
-        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped:
-            mapped.madvise(mmap.MADV_SEQUENTIAL)
-            hasher.update(mapped)
+        buffer = bytearray(BIG_CHUNK)
+        view = memoryview(buffer)
+        while count := os.readv(fd, [buffer]):
+            hasher.update(view[:count])
         return bytes(hasher.digest())
     hasher = blake3.blake3()
     while chunk := os.read(fd, READ_CHUNK):
@@ -311,33 +575,28 @@ class Scanner:
         self._pending_bytes = 0
         self._last_progress = time.monotonic()
 
-    def run(self, entries: Iterator[Entry], rows: Iterator[StoredFile]) -> ScanSummary:
-        """Merge, hash what changed, write batches; return the summary."""
+    def run(
+        self,
+        entries: Iterable[EntryRow],
+        rows: Iterable[StoredRow],
+    ) -> ScanSummary:
+        """Merge, hash what changed, write batches; return the summary.
+
+        ``entries`` is best a :class:`Walk`: its runs are compared with the
+        rows a whole run at a time.
+        """
         in_flight: deque[Future[Observed]] = deque()
+        stream = RowStream(rows)
         with ThreadPoolExecutor(self.workers, thread_name_prefix="hash") as pool:
-            for entry, row in merge(self._counted(entries), rows):
-                if entry is None:
-                    assert row is not None
-                    self._gone.append(row.path)
-                    self.summary.gone += 1
-                elif entry.problem is not None:
-                    self._note_problem(entry.path, entry.problem)
-                    self._add(
-                        Observed(
-                            entry.path, None, None, None, None, None, entry.problem
-                        )
-                    )
-                else:
-                    if row is None:
-                        self.summary.new += 1
-                    else:
-                        self.summary.changed += 1
-                    in_flight.append(pool.submit(hash_file, self.root, entry))
-                    while len(in_flight) > MAX_IN_FLIGHT or (
-                        in_flight and in_flight[0].done()
-                    ):
-                        self._take(in_flight.popleft().result())
-                self._maybe_flush()
+            for run in self._counted(_runs_of(entries)):
+                taken = stream.take(len(run))
+                if taken == run:
+                    continue  # nothing changed here: the common case
+                stream.put_back(taken)
+                for entry, row in merge_run(run, stream):
+                    self._pair(entry, row, pool, in_flight)
+            while (row := stream.next()) is not None:
+                self._pair(None, row, pool, in_flight)
             while in_flight:
                 self._take(in_flight.popleft().result())
         self._flush()
@@ -353,15 +612,45 @@ class Scanner:
         )
         return summary
 
-    def _counted(self, entries: Iterator[Entry]) -> Iterator[Entry]:
+    def _pair(
+        self,
+        entry: EntryRow | None,
+        row: StoredRow | None,
+        pool: ThreadPoolExecutor,
+        in_flight: deque[Future[Observed]],
+    ) -> None:
+        """Act on one pair from the merge: gone, a problem, or to be read."""
+        if entry is None:
+            assert row is not None
+            self._gone.append(row[0])
+            self.summary.gone += 1
+        elif entry[6] is not None:
+            self._note_problem(entry[0], entry[6])
+            self._add(Observed(entry[0], None, None, None, None, None, entry[6]))
+        else:
+            if row is None:
+                self.summary.new += 1
+            else:
+                self.summary.changed += 1
+            in_flight.append(pool.submit(hash_file, self.root, entry))
+            while len(in_flight) > MAX_IN_FLIGHT or (in_flight and in_flight[0].done()):
+                self._take(in_flight.popleft().result())
+        self._maybe_flush()
+
+    def _counted(self, runs: Iterator[list[EntryRow]]) -> Iterator[list[EntryRow]]:
         summary = self.summary
-        for entry in entries:
-            if entry.size is not None:
-                summary.files += 1
-                summary.total_bytes += entry.size
-                if summary.files & 1023 == 0:
-                    self._report()
-            yield entry
+        for run in runs:
+            try:
+                size = sum(map(_size, run))
+                files = len(run)
+            except TypeError:  # the run holds a problem (no size)
+                sizes = [e[1] for e in run if e[1] is not None]
+                size, files = sum(sizes), len(sizes)
+            summary.files += files
+            summary.total_bytes += size
+            if self.progress is not None:
+                self._report()
+            yield run
 
     def _take(self, observed: Observed) -> None:
         if observed.problem == "vanished":
