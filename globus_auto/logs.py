@@ -12,6 +12,7 @@ import logging.handlers
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 LOG_NAME = "globus-auto.log"
 LOG_BYTES = 5 * 1024 * 1024
@@ -44,6 +45,17 @@ def setup_console(verbose: int) -> None:
     root.addHandler(handler)
 
 
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log whose every file, new or rotated, is 0600."""
+
+    def _open(self) -> Any:
+        old = os.umask(0o077)
+        try:
+            return super()._open()
+        finally:
+            os.umask(old)
+
+
 def setup_file(state_dir: Path) -> Path:
     """Add the size-capped rotating log in ``state_dir``; returns its path."""
     path = log_path(state_dir)
@@ -52,13 +64,11 @@ def setup_file(state_dir: Path) -> Path:
         if getattr(handler, "_globus_auto_file", False):
             root.removeHandler(handler)
             handler.close()
-    old = os.umask(0o077)
-    try:
-        handler = logging.handlers.RotatingFileHandler(
-            path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
-        )
-    finally:
-        os.umask(old)
+    handler = PrivateRotatingFileHandler(
+        path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
+    )
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
     handler.setLevel(logging.INFO)
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")

@@ -474,12 +474,6 @@ def test_state_dir_is_private(emulator: TestEmulator, tmp_path: Path) -> None:
         assert mode == want, f"{path} is {mode:o}, not {want:o}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: logs.setup_file sets umask 077 only while creating the "
-    "handler; RotatingFileHandler reopens the log after a rollover under the "
-    "process umask, so the new log file is 0644",
-)
 def test_log_file_stays_private_after_rollover(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
