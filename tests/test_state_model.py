@@ -64,6 +64,11 @@ class StateModel(RuleBasedStateMachine):
         )
         self.settings = load_settings(config)
         self.root = src_data(self.emulator)
+        # A file no rule deletes: an emptied source is what an unmounted
+        # filesystem looks like, which the tool refuses on purpose (tested in
+        # test_bad_input); this model is about everything else.
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "keep").write_bytes(b"always here")
         self.hold = False  # hold the task this run submits
         self.held = False  # the source collection is offline, holding a task
 
