@@ -372,9 +372,12 @@ class Datastore:
         )
         return [(r[0], r[1]) for r in rows]
 
-    def count_problems(self, job: int) -> int:
+    def count_problems(self, job: int, besides: str | None = None) -> int:
+        """Files the scan could not handle (not counting those noted ``besides``)."""
         row = self._conn.execute(
-            "SELECT count(*) FROM files WHERE job = ? AND problem IS NOT NULL", (job,)
+            "SELECT count(*) FROM files WHERE job = ? AND problem IS NOT NULL"
+            " AND problem IS NOT ?",
+            (job, besides),
         ).fetchone()
         return int(row[0])
 

@@ -14,7 +14,6 @@ import logging
 import os
 import re
 import signal
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -47,6 +46,7 @@ from globus_auto.errors import (
 )
 from globus_auto.lock import Locked, job_lock
 from globus_auto.scan import (
+    SYMLINK_NOTE,
     Progress,
     Scanner,
     ScanSummary,
@@ -284,10 +284,14 @@ def _report_unsendable(job: Job, job_id: int, env: RunEnv, report: JobReport) ->
     Why: otherwise they would be a silent gap at the destination. Their names
     are shown with control characters escaped, so a name cannot shape the mail.
     """
-    count = env.store.count_problems(job_id)
+    count = env.store.count_problems(job_id, besides=SYMLINK_NOTE)
     if count == 0:
         return
-    shown = env.store.problems(job_id, limit=UNSENDABLE_SHOWN)
+    shown = [
+        (path, why)
+        for path, why in env.store.problems(job_id, limit=UNSENDABLE_SHOWN * 5)
+        if why != SYMLINK_NOTE
+    ][:UNSENDABLE_SHOWN]
     lines = [f"{printable_name(path)}: {why}" for path, why in shown]
     if count > len(shown):
         lines.append(f"... and {count - len(shown)} more")
@@ -381,7 +385,9 @@ def submit(
     mode = planning.choose_mode(
         count,
         job.recursive_threshold,
-        planning.may_recurse(job.exclude, young, store.count_problems(job_id)),
+        planning.may_recurse(
+            job.exclude, young, store.count_problems(job_id, besides=SYMLINK_NOTE)
+        ),
     )
     submission_id = gateway.new_submission_id()
     crashpoint("after-submission-id")
@@ -579,7 +585,3 @@ def _check_stuck(
         ),
         EXIT_TRANSFER_FAILED,
     )
-
-
-def monotonic_ms() -> int:
-    return int(time.monotonic() * 1000)

@@ -38,6 +38,10 @@ from globus_auto.errors import SourceError
 
 log = logging.getLogger(__name__)
 
+# Symbolic links are skipped on purpose, as Globus skips them in a recursive
+# transfer: listed by `status`, but neither alerted nor blocking recursion.
+SYMLINK_NOTE = "symbolic link: not followed, not sent"
+
 BATCH_FILES = 2000
 BATCH_BYTES = 1 << 30
 MAX_IN_FLIGHT = 64
@@ -399,7 +403,7 @@ def _special_entry(fd: int, prefix: bytes, name: bytes) -> EntryRow:
 
 def _special_problem(mode: int) -> str:
     if stat.S_ISLNK(mode):
-        return "symbolic link: not followed, not sent"
+        return SYMLINK_NOTE
     if stat.S_ISFIFO(mode):
         return "named pipe (FIFO): not a regular file, not sent"
     if stat.S_ISSOCK(mode):

@@ -287,3 +287,22 @@ def dump(path: Path) -> list[Any]:
         ]
     finally:
         conn.close()
+
+
+def test_symlinks_are_skipped_quietly_and_recursion_still_used(
+    globus_env: TestEmulator, tmp_path: Path
+) -> None:
+    src = globus_env.src_root / "data"
+    put(src, {f"f{i}": str(i).encode() for i in range(5)})
+    (src / "latest").symlink_to("f4")
+    config = write_config(tmp_path / "config.py", globus_env, RECURSIVE_THRESHOLD=2)
+    result = run(config, "run", "--wait")
+    assert result.exit_code == 0, result.output
+    dst = globus_env.dst_root / "backup"
+    assert tree(dst) == {f"f{i}": str(i).encode() for i in range(5)}
+    assert not (dst / "latest").exists()
+    (task,) = globus_env.transfer.tasks.values()
+    assert task.items[0].recursive  # a symlink does not rule out recursion
+    conn = sqlite3.connect(config.parent / "state" / "datastore")
+    assert conn.execute("SELECT count(*) FROM alerts").fetchone() == (0,)
+    conn.close()
