@@ -47,6 +47,9 @@ CREATE TABLE IF NOT EXISTS files (
     problem TEXT,
     PRIMARY KEY (job, path)
 ) WITHOUT ROWID;
+-- Queries name these partial indexes (INDEXED BY): without statistics the
+-- planner prefers the primary key, which reads every row of the job, and a
+-- run with nothing to send would cost a pass over the whole table.
 CREATE INDEX IF NOT EXISTS files_pending ON files (job)
     WHERE digest IS NOT NULL AND delivered IS NOT digest;
 CREATE INDEX IF NOT EXISTS files_problem ON files (job) WHERE problem IS NOT NULL;
@@ -338,7 +341,8 @@ class Datastore:
     ) -> Iterator[PendingFile]:
         """Files whose observed digest is not delivered, oldest-enough only."""
         sql = (
-            "SELECT path, size, digest, delivered IS NULL FROM files WHERE job = ?"
+            "SELECT path, size, digest, delivered IS NULL FROM files"
+            " INDEXED BY files_pending WHERE job = ?"
             " AND digest IS NOT NULL AND delivered IS NOT digest"
         )
         args: tuple[object, ...] = (job,)
@@ -353,7 +357,8 @@ class Datastore:
     ) -> tuple[int, int]:
         """(files, bytes) observed but not yet delivered (old enough only)."""
         sql = (
-            "SELECT count(*), coalesce(sum(size), 0) FROM files WHERE job = ?"
+            "SELECT count(*), coalesce(sum(size), 0) FROM files"
+            " INDEXED BY files_pending WHERE job = ?"
             " AND digest IS NOT NULL AND delivered IS NOT digest"
         )
         args: tuple[object, ...] = (job,)
@@ -366,7 +371,8 @@ class Datastore:
     def problems(self, job: int, limit: int = 50) -> list[tuple[bytes, str]]:
         """Files the scan could not handle, with the reason."""
         rows = self._conn.execute(
-            "SELECT path, problem FROM files WHERE job = ? AND problem IS NOT NULL"
+            "SELECT path, problem FROM files INDEXED BY files_problem"
+            " WHERE job = ? AND problem IS NOT NULL"
             " ORDER BY path LIMIT ?",
             (job, limit),
         )
@@ -375,7 +381,8 @@ class Datastore:
     def count_problems(self, job: int, besides: str | None = None) -> int:
         """Files the scan could not handle (not counting those noted ``besides``)."""
         row = self._conn.execute(
-            "SELECT count(*) FROM files WHERE job = ? AND problem IS NOT NULL"
+            "SELECT count(*) FROM files INDEXED BY files_problem"
+            " WHERE job = ? AND problem IS NOT NULL"
             " AND problem IS NOT ?",
             (job, besides),
         ).fetchone()

@@ -328,7 +328,7 @@ def scan_job(job: Job, job_id: int, env: RunEnv) -> ScanSummary:
     """Scan the job's source against its rows, writing changes in batches."""
     store = env.store
     root = os.fsencode(job.src_local_dir)
-    check_source(root, store.count_files(job_id))
+    check_source(root, lambda: store.count_files(job_id))  # counted only if empty
     reader = store.reader()
     try:
         with reader:

@@ -115,11 +115,13 @@ def exclude_matcher(patterns: Sequence[str]) -> Callable[[bytes], bool] | None:
     return excluded
 
 
-def check_source(root: bytes, tracked: int) -> None:
+def check_source(root: bytes, tracked: int | Callable[[], int]) -> None:
     """Refuse a source that is missing, or empty while files are tracked.
 
     An empty source directory where the datastore remembers files is what an
     unmounted filesystem looks like; acting on it would drop every row.
+    ``tracked`` may be a function, called only when the directory is empty
+    (counting a large job's rows is not free).
     """
     shown = os.fsdecode(root)
     try:
@@ -139,6 +141,8 @@ def check_source(root: bytes, tracked: int) -> None:
             f"the source directory {shown} is not readable by this user; fix its "
             "permissions or run globus-auto as its owner"
         ) from None
+    if empty and callable(tracked):
+        tracked = tracked()
     if empty and tracked:
         raise SourceError(
             f"the source directory {shown} is empty but {tracked} files are tracked: "
@@ -235,9 +239,10 @@ def _leaf_runs(
         chunk = names[start : start + RUN_FILES]
         try:
             stats = [_lstat(n, dir_fd=fd) for n in chunk]
-        except OSError:
-            stats = []  # one vanished or cannot be stat'ed: one by one below
-        kinds = list(map(stat.S_IFMT, map(_mode, stats)))
+            kinds = list(map(stat.S_IFMT, map(_mode, stats)))
+        except OSError:  # one vanished or cannot be stat'ed: one by one below
+            stats = []
+            kinds = [_kind(fd, n) for n in chunk]
         if stats and kinds.count(stat.S_IFREG) == len(chunk) and _names_ok(chunk):
             # The hot loop of a run with nothing changed: a tuple per file.
             yield [
@@ -293,7 +298,9 @@ def _mixed_runs(
         if last == 47:
             yield from _enter(root, prefix, key, excluded)
         elif excluded is None or not excluded(prefix + key[:-1]):
-            yield [_special_entry(fd, prefix, key[:-1])]
+            entry = _file_entry(fd, prefix, key[:-1])
+            if entry is not None:  # else it vanished since the listing
+                yield [entry]
     yield from _file_runs(fd, prefix, names, excluded)
 
 
@@ -394,11 +401,12 @@ def _file_entry(fd: int, prefix: bytes, name: bytes) -> Entry | None:
     return Entry(rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
-def _special_entry(fd: int, prefix: bytes, name: bytes) -> EntryRow:
-    entry = _file_entry(fd, prefix, name)
-    if entry is None:
-        return problem_entry(prefix + name, "vanished")
-    return entry
+def _kind(fd: int, name: bytes) -> int:
+    """The file type bits of ``name`` in the folder, 0 if it cannot be stat'ed."""
+    try:
+        return stat.S_IFMT(_lstat(name, dir_fd=fd).st_mode)
+    except OSError:
+        return 0
 
 
 def _special_problem(mode: int) -> str:
