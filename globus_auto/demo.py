@@ -9,6 +9,7 @@ its own temporary state folder and never reads the user's config or state.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -63,12 +64,15 @@ def run_demo(src: Path | None, dst: Path | None, echo: Echo) -> None:
 
     with tempfile.TemporaryDirectory(prefix="globus-auto-demo-") as tmp:
         work = Path(tmp)
-        src_root = (src or work / "source").absolute()
-        dst_root = (dst or work / "destination").absolute()
-        src_root.mkdir(parents=True, exist_ok=True)
-        dst_root.mkdir(parents=True, exist_ok=True)
+        # The demo changes a file in its source: it works on a copy of --src,
+        # so the user's folder is only read.
+        src_root = work / "source"
         if src is None:
             _write_sample(src_root)
+        else:
+            shutil.copytree(src, src_root, symlinks=True)
+        dst_root = (dst or work / "destination").absolute()
+        dst_root.mkdir(parents=True, exist_ok=True)
         src_id, dst_id, client_id = (str(uuid.uuid4()) for _ in range(3))
         secret = uuid.uuid4().hex
         emulator = Emulator(
@@ -85,8 +89,8 @@ def run_demo(src: Path | None, dst: Path | None, echo: Echo) -> None:
         finally:
             emulator.stop()
         echo("")
-        echo("Next: copy config.example.py to your config folder, fill in your")
-        echo("collections and client id, then run `globus-auto check` and")
+        echo("Next: `globus-auto init` writes a config to fill in with your")
+        echo("collections and client id; then `globus-auto check` and")
         echo("`globus-auto cron` (see the README).")
 
 
@@ -127,14 +131,14 @@ def _steps(
         (report,) = execute(settings, settings.jobs, opts, interactive=False)
         scanned = report.scan.files if report.scan else 0
         echo(
-            f"   scanned {scanned} files; sent {report.files_sent} files "
+            f"   scanned {scanned} files; sent {report.files_sent} file(s) "
             f"({report.bytes_sent:,} bytes); {report.outcome}"
         )
         for problem in report.problems:
             echo(f"   problem: {problem.what_happened}")
 
     echo("globus-auto demo: a local Globus service with two collections")
-    echo(f"   source      {src_root}")
+    echo(f"   source      {src_root}" + ("" if sample else " (a copy of --src)"))
     echo(f"   destination {dst_root}")
     echo(f"   state       {settings.state_dir} (temporary)")
     one_run("First run: everything is new, so everything is sent")

@@ -63,6 +63,7 @@ LAZY_COMMANDS = {
     "status": "globus_auto.status:status_command",
     "check": "globus_auto.check:check_command",
     "cron": "globus_auto.cron:cron_command",
+    "init": "globus_auto.init_config:init_command",
     "emulator": "globus_auto.emulator.cli:emulator_command",
 }
 
@@ -360,8 +361,8 @@ def reset(state: CliState, job_names: Sequence[str]) -> None:
 @cli.command(epilog="Example: globus-auto demo --src ./mydata")
 @click.option(
     "--src",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="A folder to use as the source collection (else a sample one).",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A folder whose copy is the source (yours is only read; else sample data).",
 )
 @click.option(
     "--dst",

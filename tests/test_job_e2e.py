@@ -229,7 +229,7 @@ def test_seed_style_config_runs_unchanged(
 def test_missing_config_is_one_clear_line(tmp_path: Path) -> None:
     result = run(tmp_path / "nope.py", "run")
     assert result.exit_code == 2
-    assert "config" in result.output and "cp config.example.py" in result.output
+    assert "config" in result.output and "init" in result.output
     assert "Traceback" not in result.output
 
 
@@ -306,3 +306,19 @@ def test_symlinks_are_skipped_quietly_and_recursion_still_used(
     conn = sqlite3.connect(config.parent / "state" / "datastore")
     assert conn.execute("SELECT count(*) FROM alerts").fetchone() == (0,)
     conn.close()
+
+
+def test_init_writes_a_private_template_that_names_what_to_fill_in(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "conf" / "config.py"
+    result = run(config, "init")
+    assert result.exit_code == 0, result.output
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert "SRC_ID" in config.read_text()
+    again = run(config, "init")  # never overwrites
+    assert again.exit_code == 2 and "exists already" in again.output
+    # The untouched template loads, and a run says what is missing next.
+    loaded = run(config, "run")
+    assert loaded.exit_code == 3, loaded.output
+    assert "login" in loaded.output and "Traceback" not in loaded.output
