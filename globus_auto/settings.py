@@ -224,7 +224,7 @@ def check_config_file(path: Path) -> None:
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: config file not found; create it with "
-            f"`mkdir -p {path.parent} && cp config.example.py {path}` and edit it, "
+            f"`globus-auto --config {path} init` and edit it, "
             f"or point to one with --config PATH or ${CONFIG_ENV}"
         ) from None
     except OSError as exc:

@@ -351,6 +351,18 @@ def test_seed_job_needs_all_four_names(tmp_path: Path) -> None:
         ("MIN_AGE = '5'", "MIN_AGE: must be a number"),
         ("MIN_AGE = True", "MIN_AGE: must be a number"),
         ("MIN_AGE = float('nan')", "MIN_AGE: must be zero or more"),
+        ("MIN_AGE = float('inf')", "MIN_AGE: must be a finite number"),
+        ("MIN_AGE = 10**400", "MIN_AGE: must be a finite number"),
+        ("TASK_STUCK_HOURS = float('inf')", "TASK_STUCK_HOURS: must be a finite"),
+        ("ALERT_REPEAT_HOURS = 1e999", "ALERT_REPEAT_HOURS: must be a finite"),
+        ("AUTH_KEEPALIVE_DAYS = float('inf')", "AUTH_KEEPALIVE_DAYS: must be a finite"),
+        ("RECURSIVE_THRESHOLD = 10**400", "RECURSIVE_THRESHOLD: must be a finite"),
+        ("EMAIL_PORT = float('inf')", "EMAIL_PORT: must be a port number"),
+        (
+            "TRANSFERS = [dict(name='j', src_id=SRC_ID, src_dir='/s', dst_id=DST_ID,"
+            " dst_dir='/d', min_age=float('inf'))]",
+            "TRANSFERS[0].min_age: must be a finite number",
+        ),
         ("RECURSIVE_THRESHOLD = 1.5", "RECURSIVE_THRESHOLD: must be a whole number"),
         ("RECURSIVE_THRESHOLD = -3", "RECURSIVE_THRESHOLD: must be zero or more"),
         ("ALERT_REPEAT_HOURS = -1", "ALERT_REPEAT_HOURS: must be zero or more"),
@@ -555,7 +567,7 @@ def test_missing_file_says_how_to_create_one(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         s.load_settings(path, {})
     message = str(info.value)
-    assert f"cp config.example.py {path}" in message
+    assert f"globus-auto --config {path} init" in message
     assert "--config" in message
 
 
