@@ -486,7 +486,7 @@ class _Validator:
     def number(
         self, where: str, value: object, default: float, *, integer: bool = False
     ) -> float:
-        """A non-negative number (int when ``integer``), else the default."""
+        """A finite non-negative number (int when ``integer``), else the default."""
         if value is MISSING:
             return default
         kind = "a whole number" if integer else "a number"
@@ -494,8 +494,15 @@ class _Validator:
             self.problem(where, f"must be {kind}, not {_describe(value)}")
             return default
         number = cast(float, value)
-        if math.isnan(number) or number < 0:
-            self.problem(where, f"must be zero or more, not {value!r}")
+        try:
+            as_float = float(number)
+        except OverflowError:  # an int too large for a float
+            as_float = math.inf if number > 0 else -math.inf
+        if math.isnan(as_float) or as_float < 0:
+            self.problem(where, f"must be zero or more, not {_describe(value)}")
+            return default
+        if math.isinf(as_float):
+            self.problem(where, f"must be a finite number, not {_describe(value)}")
             return default
         return number
 
