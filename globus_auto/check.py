@@ -67,7 +67,13 @@ def check_config(state: CliState) -> tuple[Settings | None, list[Check]]:
         settings = state.settings()
     except ConfigError as exc:
         return None, [
-            Check("config", FAIL, line, "fix this line of the config", EXIT_USAGE)
+            Check(
+                "config",
+                FAIL,
+                line,
+                "do what the line says, then check again",
+                EXIT_USAGE,
+            )
             for line in str(exc).splitlines()
         ]
     names = ", ".join(job.name for job in settings.jobs)
@@ -277,8 +283,7 @@ def format_check(check: Check, unicode: bool) -> list[str]:
     "check",
     epilog="Examples:\n\n  globus-auto check\n\n"
     "  globus-auto --config ~/raw.py check --test-mail\n\n"
-    "The exit code is that of the first failed check.\n\n"
-    + EXIT_CODES_HELP,
+    "The exit code is that of the first failed check.\n\n" + EXIT_CODES_HELP,
 )
 @click.option(
     "--test-mail", is_flag=True, help="Also send a test message to the recipients."
