@@ -170,6 +170,7 @@ def process_alerts(
     """
     if not isinstance(store, FallbackAlertStore):
         _adopt_fallback(settings, store)
+    _rekey_unsendable(store)
     secrets = _secrets(settings)
     problems = [_redact(p, secrets) for r in reports for p in r.problems]
     problems += [_redact(p, secrets) for p in extra_problems]
@@ -202,6 +203,21 @@ def _adopt_fallback(settings: Settings, store: AlertStore) -> None:
         if record.key not in known:
             store.put_alert(record.job, record.kind.value, record_to_dict(record))
     fallback.delete()
+
+
+LEGACY_UNSENDABLE = "some files cannot be sent"
+
+
+def _rekey_unsendable(store: AlertStore) -> None:
+    """Move an open alert about unsendable files, kept under the source's kind
+    by earlier versions, to its own kind: on upgrade it is neither mailed anew
+    nor wrongly called resolved."""
+    for record in open_alerts(store):
+        if record.kind is Kind.SOURCE_PROBLEM and record.summary == LEGACY_UNSENDABLE:
+            problem = replace(record.problem, kind=Kind.UNSENDABLE)
+            moved = replace(record, problem=problem)
+            store.put_alert(record.job, Kind.UNSENDABLE.value, record_to_dict(moved))
+            store.put_alert(record.job, Kind.SOURCE_PROBLEM.value, None)
 
 
 def _configured_only(

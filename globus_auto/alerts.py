@@ -37,7 +37,8 @@ class Kind(str, Enum):
     LOGIN_REQUIRED = "login-required"
     TASK_FAILED = "task-failed"
     TASK_STUCK = "task-stuck"
-    SOURCE_PROBLEM = "source-problem"
+    SOURCE_PROBLEM = "source-problem"  # the source is missing or unmounted
+    UNSENDABLE = "unsendable-files"  # some files in it cannot be sent as they are
     DATASTORE = "datastore"
     UNEXPECTED = "unexpected"
 

@@ -138,11 +138,7 @@ def run_job(job: Job, env: RunEnv, opts: RunOptions) -> JobReport:
     report = JobReport(job.name)
     try:
         with job_lock(env.settings.state_dir, job.name):
-            if opts.dry_run:
-                with env.store.dry_run():
-                    _run_locked(job, env, opts, report)
-            else:
-                _run_locked(job, env, opts, report)
+            _run_locked(job, env, opts, report)  # a dry run's store is a copy
     except Locked:
         log.info("%s: another run holds the lock; skipping", job.name)
         report.outcome = "skipped: another run holds the lock"
@@ -183,6 +179,7 @@ _SUMMARIES = {
     Kind.TASK_FAILED: "a transfer failed",
     Kind.TASK_STUCK: "a transfer is not progressing",
     Kind.SOURCE_PROBLEM: "the source directory is not usable",
+    Kind.UNSENDABLE: "some files cannot be sent",
     Kind.DATASTORE: "the datastore is not usable",
     Kind.UNEXPECTED: "an unexpected error",
 }
@@ -242,8 +239,7 @@ def _run_locked(job: Job, env: RunEnv, opts: RunOptions, report: JobReport) -> N
         for task in store.open_tasks(job_id):
             in_flight = _follow_task(job, task, env, opts, report) or in_flight
     report.scan = scan_job(job, job_id, env)
-    report.cleared.add(Kind.SOURCE_PROBLEM)
-    report.cleared.add(Kind.DATASTORE)
+    report.cleared.update({Kind.SOURCE_PROBLEM, Kind.UNSENDABLE, Kind.DATASTORE})
     _report_unsendable(job, job_id, env, report)
     crashpoint("after-scan")
     if in_flight:
@@ -283,6 +279,7 @@ def _report_unsendable(job: Job, job_id: int, env: RunEnv, report: JobReport) ->
 
     Why: otherwise they would be a silent gap at the destination. Their names
     are shown with control characters escaped, so a name cannot shape the mail.
+    Their own kind: an open alert about them must not hide a later unmount.
     """
     count = env.store.count_problems(job_id, besides=SYMLINK_NOTE)
     if count == 0:
@@ -299,8 +296,8 @@ def _report_unsendable(job: Job, job_id: int, env: RunEnv, report: JobReport) ->
     report.problems.append(
         Problem(
             job=job.name,
-            kind=Kind.SOURCE_PROBLEM,
-            summary="some files cannot be sent",
+            kind=Kind.UNSENDABLE,
+            summary=_SUMMARIES[Kind.UNSENDABLE],
             what_happened=f"{count} files in {job.src_local_dir} cannot be sent "
             "as they are:\n" + "\n".join(lines),
             what_to_do="Rename them or fix their permissions; list them with: "

@@ -1,0 +1,84 @@
+"""Alerts a review found missing or wrong, end to end: config.py → run →
+emulator → real SMTP server (the ``World`` of ``test_alerts_e2e``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from emulator_fixtures import TestEmulator
+from helpers_e2e import alert_kinds
+from smtp_fixtures import SmtpTestServer
+from test_alerts_e2e import FILES, PREFIX, World, assert_alert, tree
+
+
+@pytest.fixture
+def world(
+    globus_env: TestEmulator, smtp_server: SmtpTestServer, tmp_path: Path
+) -> Iterator[World]:
+    w = World(globus_env, smtp_server, tmp_path / "config.py")
+    w.put(FILES)
+    yield w
+    for raw in smtp_server.raw:  # no mail may carry a secret
+        assert globus_env.confidential_client_secret.encode() not in raw
+
+
+def subjects(world: World) -> list[str]:
+    return [str(m["Subject"]) for m in world.mails()]
+
+
+# --- 1. unsendable files do not hide an unmount ------------------------------------
+
+
+def test_unmount_is_mailed_while_unsendable_files_are_open(world: World) -> None:
+    os.mkfifo(world.src / "pipe")
+    assert world.run().exit_code == 0
+    assert subjects(world) == [PREFIX + "some files cannot be sent"]
+    assert world.run().exit_code == 0  # still there: no second mail
+    assert len(world.mails()) == 1
+
+    for child in list(world.src.iterdir()):  # unmounted: an empty mount point
+        if child.is_dir():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    assert world.run().exit_code == 1
+    assert subjects(world) == [
+        PREFIX + "some files cannot be sent",
+        PREFIX + "the source directory is not usable",
+    ]
+    body = assert_alert(world.mails()[1], "the source directory is not usable")
+    assert str(world.src) in body and "unmounted" in body
+    assert world.run().exit_code == 1
+    assert len(world.mails()) == 2
+
+    world.put(FILES)  # remounted, without the pipe: both are resolved
+    assert world.run().exit_code == 0
+    assert sorted(subjects(world)[2:]) == [
+        PREFIX + "resolved: some files cannot be sent",
+        PREFIX + "resolved: the source directory is not usable",
+    ]
+    assert tree(world.dst) == tree(world.src)
+
+
+def test_unsendable_alert_of_an_earlier_version_is_taken_over(world: World) -> None:
+    os.mkfifo(world.src / "pipe")
+    assert world.run().exit_code == 0
+    datastore = world.state_dir / "datastore"
+    with sqlite3.connect(datastore) as conn:  # as versions before its own kind kept it
+        (record,) = conn.execute("SELECT record FROM alerts").fetchone()
+        values = json.loads(record)
+        values["problem"]["kind"] = "source-problem"
+        conn.execute(
+            "UPDATE alerts SET kind = 'source-problem', record = ?",
+            (json.dumps(values),),
+        )
+    conn.close()
+    assert world.run().exit_code == 0
+    assert subjects(world) == [PREFIX + "some files cannot be sent"]
+    assert alert_kinds(datastore) == {("default", "unsendable-files")}
