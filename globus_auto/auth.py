@@ -330,8 +330,13 @@ def offer_login(
         click.echo(run_login(settings, open_browser=True))
 
 
-def blocked_report(settings: Settings, job: Job) -> JobReport | None:
-    """A failed report when ``job`` needs a login first (no network); else None."""
+def blocked_report(
+    settings: Settings, job: Job, store: Datastore | None = None
+) -> JobReport | None:
+    """A failed report when ``job`` needs a login first (no network); else None.
+
+    ``store``, when given, supplies what is waiting to be sent, for the alert.
+    """
     from globus_auto.runner import JobReport
 
     reason = login_problem(settings, job)
@@ -341,12 +346,33 @@ def blocked_report(settings: Settings, job: Job) -> JobReport | None:
     log.error("%s: %s", job.name, message)
     report = JobReport(job.name, outcome="failed", detail=message)
     report.fail(
-        login_required_problem(settings, job.name, message), EXIT_LOGIN_REQUIRED
+        login_required_problem(settings, job.name, message, _waiting(store, job)),
+        EXIT_LOGIN_REQUIRED,
     )
     return report
 
 
-def login_required_problem(settings: Settings, job: str, message: str) -> Problem:
+def _waiting(store: Datastore | None, job: Job | None) -> tuple[int, int]:
+    """(files, bytes) of ``job`` not yet delivered, as far as ``store`` knows.
+
+    Why (0, 0) on any failure: the datastore may itself be broken, and the
+    login alert must still go out.
+    """
+    if store is None or job is None:
+        return 0, 0
+    try:
+        job_id = store.existing_job_id(job.identity)
+        return (0, 0) if job_id is None else store.pending_totals(job_id)
+    except Exception as exc:
+        log.debug("could not count the files waiting: %s", exc)
+        return 0, 0
+
+
+def login_required_problem(
+    settings: Settings, job: str, message: str, waiting: tuple[int, int] = (0, 0)
+) -> Problem:
+    """The login-required problem of ``job``; ``waiting`` is (files, bytes)
+    not yet delivered."""
     return Problem(
         job=job,
         kind=Kind.LOGIN_REQUIRED,
@@ -354,13 +380,25 @@ def login_required_problem(settings: Settings, job: str, message: str) -> Proble
         what_happened=_redact(settings, message),
         what_to_do=f"Log in again on a terminal: {login_command(settings)}",
         next_attempt="Runs stop at once, without prompting, until you log in.",
+        pending_files=waiting[0],
+        pending_bytes=waiting[1],
     )
 
 
-def after_jobs(settings: Settings, reports: list[JobReport], now: datetime) -> None:
+def _job_named(settings: Settings, name: str) -> Job | None:
+    return next((job for job in settings.jobs if job.name == name), None)
+
+
+def after_jobs(
+    settings: Settings,
+    reports: list[JobReport],
+    now: datetime,
+    store: Datastore | None = None,
+) -> None:
     """Remember the run's authentication outcome; renew tokens if keep-alive is due.
 
-    A renewal that fails adds a login-required problem to every report.
+    A renewal that fails adds a login-required problem to every report (with
+    what is waiting to be sent, from ``store`` when given).
     """
     errors = [
         p.what_happened
@@ -384,8 +422,9 @@ def after_jobs(settings: Settings, reports: list[JobReport], now: datetime) -> N
         )
         record_auth_error(settings, now, message)
         for report in reports:
+            waiting = _waiting(store, _job_named(settings, report.job))
             report.fail(
-                login_required_problem(settings, report.job, message),
+                login_required_problem(settings, report.job, message, waiting),
                 EXIT_LOGIN_REQUIRED,
             )
     except GlobusAutoError as exc:  # Globus unreachable: the next run retries

@@ -30,6 +30,7 @@ from globus_auto.errors import (
     DatastoreError,
     GlobusAutoError,
 )
+from globus_auto.logs import FILE_ONLY
 
 if TYPE_CHECKING:
     from globus_auto.alerts import Problem
@@ -94,7 +95,7 @@ class Command(click.Group):
         except KeyboardInterrupt:
             _fail(ctx, "interrupted; the next run carries on safely", 130, None)
         except Exception as exc:
-            log.error("unexpected error", exc_info=True)
+            log.error("unexpected error", exc_info=True, extra=FILE_ONLY)
             _fail(
                 ctx,
                 f"unexpected error: {type(exc).__name__}: {exc} "
@@ -245,11 +246,12 @@ def execute(
     from globus_auto import auth
     from globus_auto.alerting import after_run, datastore_unusable, unexpected_problem
     from globus_auto.datastore import RunRecord, ensure_private_dir
-    from globus_auto.logs import setup_file
+    from globus_auto.logs import CRON_LOG_NAME, cap_cron_log, setup_file
     from globus_auto.progress import progress_printer
     from globus_auto.runner import JobReport, RunEnv, run_job
 
     ensure_private_dir(settings.state_dir)
+    cap_cron_log(settings.state_dir / CRON_LOG_NAME)
     log_file = setup_file(settings.state_dir)
     for note in settings.notes:
         log.debug("%s", note)
@@ -257,6 +259,8 @@ def execute(
     with ExitStack() as stack:
         try:
             store = stack.enter_context(open_store(settings, deferred))
+            if opts.dry_run:  # its writes go to a copy: no write lock held
+                store = stack.enter_context(store.private_copy(now()))
         except DatastoreError as exc:
             if opts.dry_run:
                 raise
@@ -275,7 +279,9 @@ def execute(
         for job in jobs:
             started = now()
             try:
-                blocked = None if opts.dry_run else auth.blocked_report(settings, job)
+                blocked = (
+                    None if opts.dry_run else auth.blocked_report(settings, job, store)
+                )
                 report = blocked or run_job(job, env, opts)
             except Exception as exc:  # one job's bug must not stop the others
                 log.error("%s: unexpected error", job.name, exc_info=True)
@@ -300,7 +306,7 @@ def execute(
                     )
                 )
         if not opts.dry_run:
-            auth.after_jobs(settings, reports, now())  # keep-alive, auth state
+            auth.after_jobs(settings, reports, now(), store)  # keep-alive, auth
             after_run(settings, store, reports, now(), deferred)
     return reports
 
@@ -336,6 +342,31 @@ def _print_dry_run(report: JobReport) -> None:
     )
 
 
+def _lock_jobs(settings: Settings, names: Sequence[str], locks: ExitStack) -> None:
+    """Take the lock of every job in ``names`` into ``locks``.
+
+    Raises, having changed nothing, when a run holds one: deleting a job's
+    rows under its running run would break that run's bookkeeping.
+    """
+    from globus_auto.datastore import ensure_private_dir
+    from globus_auto.lock import Locked, job_lock, lock_path
+
+    ensure_private_dir(settings.state_dir)
+    busy = []
+    for name in names:
+        try:
+            locks.enter_context(job_lock(settings.state_dir, name))
+        except Locked:
+            pid = lock_path(settings.state_dir, name).read_text().strip()
+            busy.append(f"{name} (pid {pid})" if pid else name)
+    if busy:
+        raise GlobusAutoError(
+            f"another globus-auto is running job {', '.join(busy)} now, so nothing "
+            "was reset; wait for it to finish (globus-auto --config "
+            f"{settings.config_path} status shows it), then run the reset again"
+        )
+
+
 @cli.command(epilog="Example: globus-auto reset --job raw")
 @click.option(
     "--job", "job_names", multiple=True, metavar="NAME", help="Only this job."
@@ -349,13 +380,17 @@ def reset(state: CliState, job_names: Sequence[str]) -> None:
     every job.
     """
     settings = state.settings()
-    names = list(job_names) or [job.name for job in settings.jobs]
+    names = list(dict.fromkeys(job_names)) or [job.name for job in settings.jobs]
     for name in names:
         settings.job(name)
-    with open_store(settings) as store:
-        for name in names:
-            dropped = store.forget_job(name)
-            click.echo(f"{name}: forgot {dropped} files; the next run sends everything")
+    with ExitStack() as locks:
+        _lock_jobs(settings, names, locks)
+        with open_store(settings) as store:
+            for name in names:
+                dropped = store.forget_job(name)
+                click.echo(
+                    f"{name}: forgot {dropped} files; the next run sends everything"
+                )
 
 
 @cli.command(epilog="Example: globus-auto demo --src ./mydata")

@@ -577,3 +577,21 @@ def test_login_without_a_terminal_refuses_at_once(site: Site) -> None:
     assert result.returncode == 3
     assert "terminal" in result.stderr
     assert not site.tokens.exists()
+
+
+def test_the_login_alert_counts_the_files_waiting(site: Site) -> None:
+    login(site)
+    assert run_cli(site, "run", "--wait").returncode == 0
+    (site.src / "c.txt").write_text("new\n")
+    (site.src / "d.txt").write_text("newer\n")
+    assert run_cli(site, "run").returncode == 0  # sent; settled by the next run
+    assert site.emulator.wait_idle()
+    assert run_cli(site, "logout").returncode == 0  # revoked and deleted
+    result = run_cli(site, "run")
+    assert result.returncode == 3, result.stderr
+    (mail,) = site.smtp.wait_for(1)
+    text = mail.get_content()
+    assert "2 files" in text
+    assert "nothing is waiting" not in text
+    (alert,) = table(site, "alerts")
+    assert '"pending_files": 2' in repr(alert)
