@@ -327,7 +327,7 @@ def offer_login(
         return
     click.echo(f"globus-auto: {reasons[0]}.", err=True)
     if click.confirm("Log in to Globus now?", default=True, err=True):
-        click.echo(run_login(settings, open_browser=True))
+        click.echo(run_login(settings))  # the URL only: a browser is opt-in
 
 
 def blocked_report(

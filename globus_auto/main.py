@@ -415,14 +415,23 @@ def demo(src: Path | None, dst: Path | None) -> None:
 
 
 @cli.command(epilog="Example: globus-auto login")
-@click.option("--no-browser", is_flag=True, help="Only print the URL to open.")
+@click.option(
+    "--browser",
+    is_flag=True,
+    help="Also open the URL in a browser, if this session has one.",
+)
+# The default since --browser exists; still accepted so old scripts work.
+@click.option("--no-browser", is_flag=True, hidden=True)
 @click.pass_obj
-def login(state: CliState, no_browser: bool) -> None:
-    """Log in to Globus (once; the tokens are kept in STATE_DIR)."""
+def login(state: CliState, browser: bool, no_browser: bool) -> None:
+    """Log in to Globus (once; the tokens are kept in STATE_DIR).
+
+    Prints the address to open; the code it shows is pasted back here.
+    """
     from globus_auto.auth import run_login
 
     settings = state.settings()
-    click.echo(run_login(settings, open_browser=not no_browser))
+    click.echo(run_login(settings, open_browser=browser and not no_browser))
 
 
 @cli.command(epilog="Example: globus-auto logout")

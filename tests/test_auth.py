@@ -182,11 +182,16 @@ def browse(url: str) -> str:
     return match.group(1)
 
 
-def on_terminal(site: Site, *args: str, timeout: float = 60) -> tuple[int, str, int]:
+def on_terminal(
+    site: Site,
+    *args: str,
+    timeout: float = 60,
+    env: dict[str, str] | None = None,
+) -> tuple[int, str, int]:
     """Run the command on a pseudo-terminal, answering as a person would.
 
-    Returns the exit status, everything the terminal showed and how many times
-    a code was pasted.
+    ``env`` adds to the site's environment. Returns the exit status, everything
+    the terminal showed and how many times a code was pasted.
     """
     master, slave = pty.openpty()
     process = subprocess.Popen(
@@ -194,7 +199,7 @@ def on_terminal(site: Site, *args: str, timeout: float = 60) -> tuple[int, str, 
         stdin=slave,
         stdout=slave,
         stderr=slave,
-        env=site.env(),
+        env={**site.env(), **(env or {})},
         start_new_session=True,
     )
     os.close(slave)
@@ -240,7 +245,7 @@ def on_terminal(site: Site, *args: str, timeout: float = 60) -> tuple[int, str, 
 
 def login(site: Site) -> int:
     """Log in on a terminal; returns how many codes were pasted."""
-    status, shown, rounds = on_terminal(site, "login", "--no-browser")
+    status, shown, rounds = on_terminal(site, "login")
     assert status == 0, shown
     assert "Logged in." in shown
     return rounds
@@ -595,3 +600,27 @@ def test_the_login_alert_counts_the_files_waiting(site: Site) -> None:
     assert "nothing is waiting" not in text
     (alert,) = table(site, "alerts")
     assert '"pending_files": 2' in repr(alert)
+
+
+def test_a_browser_is_opened_only_when_asked_for(site: Site, tmp_path: Path) -> None:
+    opened = tmp_path / "opened"
+    browser = tmp_path / "browser"
+    browser.write_text(f'#!/bin/sh\necho "$1" >> {opened}\n')
+    browser.chmod(0o755)
+    desktop = {"DISPLAY": ":0", "BROWSER": str(browser)}
+    for name in ("SSH_CONNECTION", "SSH_TTY"):
+        desktop[name] = ""
+    status, shown, _ = on_terminal(site, "run", "--wait", env=desktop)
+    assert status == 0, shown
+    assert "Log in to Globus now?" in shown
+    status, shown, _ = on_terminal(site, "login", env=desktop)
+    assert status == 0, shown
+    status, shown, _ = on_terminal(site, "login", "--no-browser", env=desktop)
+    assert status == 0, shown
+    assert not opened.exists()
+    assert "a browser window was opened" not in "".join(site.outputs)
+
+    status, shown, _ = on_terminal(site, "login", "--browser", env=desktop)
+    assert status == 0, shown
+    assert "a browser window was opened" in shown
+    assert "/v2/oauth2/authorize?" in opened.read_text()
