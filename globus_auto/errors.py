@@ -21,7 +21,7 @@ Exit codes:
   2  usage or configuration error
   3  login or consent required
   4  an endpoint is not ready
-  5  a transfer failed"""
+  5  a transfer failed, or Globus no longer knows a recorded task"""
 
 
 class GlobusAutoError(Exception):
@@ -62,6 +62,16 @@ class EndpointNotReady(GlobusAutoError):
 
 class TransferFailed(GlobusAutoError):
     """Globus reported a task FAILED, or a submission was refused."""
+
+    exit_code = EXIT_TRANSFER_FAILED
+
+
+class TaskUnknown(GlobusAutoError):
+    """Globus does not know a recorded task (404) or will not show it (403).
+
+    E.g. its records expired, or the login is now another identity. Whether its
+    files arrived cannot be known, so they are sent again.
+    """
 
     exit_code = EXIT_TRANSFER_FAILED
 

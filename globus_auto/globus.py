@@ -23,6 +23,7 @@ from globus_auto.errors import (
     GlobusAutoError,
     GlobusUnavailable,
     LoginRequired,
+    TaskUnknown,
     TransferFailed,
 )
 from globus_auto.plan import TransferPlan
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT = 60.0
 FINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED"})
+# get_task's answers for a task this login cannot see: its records are gone,
+# or it belongs to another identity (say, after logging in as someone else).
+TASK_UNKNOWN = frozenset({(404, "TaskNotFound"), (403, "PermissionDenied")})
 
 
 @dataclass(frozen=True)
@@ -244,8 +248,18 @@ class Gateway:
         return str(response["task_id"])
 
     def task(self, task_id: str) -> TaskState:
+        """The task's state; :class:`TaskUnknown` if Globus cannot show it."""
         with globus_errors(f"asking Globus about task {task_id}"):
-            return _task_state(self.client.get_task(task_id))
+            try:
+                return _task_state(self.client.get_task(task_id))
+            except globus_sdk.TransferAPIError as exc:
+                if (exc.http_status, exc.code) not in TASK_UNKNOWN:
+                    raise
+                request = f" (request_id {exc.request_id})" if exc.request_id else ""
+                raise TaskUnknown(
+                    f"Globus does not know task {task_id} or does not show it to "
+                    f"this login ({exc.http_status} {exc.code}{request})"
+                ) from exc
 
     def successful_sources(self, task_id: str) -> Iterator[str]:
         """Source paths of every file a task transferred (marker paging)."""

@@ -42,6 +42,7 @@ from globus_auto.errors import (
     GlobusUnavailable,
     LoginRequired,
     SourceError,
+    TaskUnknown,
     TransferFailed,
 )
 from globus_auto.lock import Locked, job_lock
@@ -255,6 +256,9 @@ def _run_locked(job: Job, env: RunEnv, opts: RunOptions, report: JobReport) -> N
         return
     count, _ = store.pending_totals(job_id, cutoff)
     if count == 0:
+        if cutoff is None or store.pending_totals(job_id)[0] == 0:
+            # Everything is delivered, so no failed or lost transfer is owed.
+            report.cleared.add(Kind.TASK_FAILED)
         if report.outcome == "nothing to do" and report.delivered_files == 0:
             log.debug("%s: nothing to send", job.name)
         return
@@ -477,12 +481,47 @@ def _follow_task(
         else:
             plan = _file_plan(job, env.store.carried_files(task.job))
         task = _submit_recorded(job, task, plan, env, gateway, report)
-    if opts.wait:
-        state = gateway.wait(task.task_id or "", opts.timeout)
-    else:
-        state = gateway.task(task.task_id or "")
+    try:
+        if opts.wait:
+            state = gateway.wait(task.task_id or "", opts.timeout)
+        else:
+            state = gateway.task(task.task_id or "")
+    except TaskUnknown as exc:
+        _settle_lost(job, task, exc, env, report)
+        return False
     report.task_id = task.task_id
     return _settle(job, task, state, env, report)
+
+
+def _settle_lost(
+    job: Job, task: TaskRecord, error: TaskUnknown, env: RunEnv, report: JobReport
+) -> None:
+    """Settle a task Globus cannot show as LOST, with nothing delivered.
+
+    Why: whether it ran cannot be known, and asking again every run would hold
+    the job forever. Its files stay pending, so this run sends them again (the
+    checksum sync skips what did arrive); the user hears of it once.
+    """
+    env.store.settle_task(task, "LOST", str(error), [], env.now())
+    files, size = env.store.pending_totals(task.job)
+    config = f"--config {env.settings.config_path}"
+    report.fail(
+        Problem(
+            job=job.name,
+            kind=Kind.TASK_FAILED,
+            summary="Globus no longer knows a transfer",
+            what_happened=f"{error}. Whether its {task.files} files arrived cannot "
+            "be known, so they are sent again.",
+            what_to_do="Nothing, if the login changed or the task is months old. "
+            "Otherwise check that the login is the identity that submitted it: "
+            f"globus-auto {config} status --job {job.name}",
+            next_attempt="This run sends its files again.",
+            pending_files=files,
+            pending_bytes=size,
+        ),
+        EXIT_TRANSFER_FAILED,
+    )
+    log.warning("%s: task %s settled as LOST: %s", job.name, task.task_id, error)
 
 
 def _settle(

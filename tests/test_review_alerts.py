@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from emulator_fixtures import TestEmulator
-from helpers_e2e import alert_kinds
+from helpers_e2e import alert_kinds, dump_table
 from smtp_fixtures import SmtpTestServer
 from test_alerts_e2e import FILES, PREFIX, World, assert_alert, tree
 
@@ -82,3 +82,29 @@ def test_unsendable_alert_of_an_earlier_version_is_taken_over(world: World) -> N
     assert world.run().exit_code == 0
     assert subjects(world) == [PREFIX + "some files cannot be sent"]
     assert alert_kinds(datastore) == {("default", "unsendable-files")}
+
+
+# --- 2. a task Globus cannot show no longer wedges the job --------------------------
+
+
+def test_task_globus_forgot_is_settled_lost_and_sent_again(world: World) -> None:
+    report = world.run(wait=False)
+    assert report.exit_code == 0 and report.task_id
+    assert world.emu.wait_idle(20)
+    with world.emu.state.lock:  # its records gone (expired, or another identity)
+        del world.emu.transfer.tasks[report.task_id]
+    shutil.rmtree(world.dst)  # so that delivery below is this run's doing
+
+    report = world.run(wait=True)
+    assert report.exit_code == 5, report.problems  # the lost task is reported
+    assert tree(world.dst) == tree(world.src)
+    (mail,) = world.mails()
+    body = assert_alert(mail, "Globus no longer knows a transfer")
+    assert "TaskNotFound" in body and "sent again" in body
+    states = dump_table(world.state_dir / "datastore", "tasks")
+    assert sorted(row[9] for row in states) == ["LOST", "SUCCEEDED"]
+
+    assert world.run(wait=True).exit_code == 0
+    assert subjects(world)[1:] == [
+        PREFIX + "resolved: Globus no longer knows a transfer"
+    ]
