@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from globus_auto.alerts import Kind, Problem
 from globus_auto.datastore import ensure_private_dir
 from globus_auto.errors import EXIT_LOGIN_REQUIRED, GlobusAutoError, LoginRequired
+from globus_auto.logs import FILE_ONLY
 
 if TYPE_CHECKING:
     import globus_sdk
@@ -343,10 +344,12 @@ def blocked_report(
     if reason is None:
         return None
     message = f"{reason}; run on a terminal: {login_command(settings)}"
-    log.error("%s: %s", job.name, message)
+    # The log file only: the report's lines (what happened, what to do) are
+    # what the user reads on stderr, once.
+    log.error("%s: %s", job.name, message, extra=FILE_ONLY)
     report = JobReport(job.name, outcome="failed", detail=message)
     report.fail(
-        login_required_problem(settings, job.name, message, _waiting(store, job)),
+        login_required_problem(settings, job.name, reason, _waiting(store, job)),
         EXIT_LOGIN_REQUIRED,
     )
     return report

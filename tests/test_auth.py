@@ -624,3 +624,13 @@ def test_a_browser_is_opened_only_when_asked_for(site: Site, tmp_path: Path) -> 
     assert status == 0, shown
     assert "a browser window was opened" in shown
     assert "/v2/oauth2/authorize?" in opened.read_text()
+
+
+def test_a_cron_run_needing_a_login_says_so_once(site: Site) -> None:
+    result = run_cli(site, "run")
+    assert result.returncode == 3, result.stderr
+    command = f"globus-auto --config {site.config} login"
+    assert result.stderr.count("there is no stored Globus login") == 1, result.stderr
+    assert result.stderr.count(command) == 1, result.stderr
+    assert "to fix:" in result.stderr
+    assert "no stored Globus login" in (site.state / "globus-auto.log").read_text()
