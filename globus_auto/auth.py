@@ -316,7 +316,11 @@ def login_problem(settings: Settings, job: Job) -> str | None:
 def offer_login(
     settings: Settings, jobs: Iterable[Job], interactive: bool | None = None
 ) -> None:
-    """On a terminal, when a job cannot run without a login, offer it now."""
+    """On a terminal, when a job cannot run without a login, offer it now.
+
+    Asked once per run, before the jobs: :func:`connect` does not ask again.
+    End of input at the question is a "no".
+    """
     import click
 
     if settings.client_secret or not (
@@ -327,7 +331,12 @@ def offer_login(
     if not reasons:
         return
     click.echo(f"globus-auto: {reasons[0]}.", err=True)
-    if click.confirm("Log in to Globus now?", default=True, err=True):
+    try:
+        accepted = click.confirm("Log in to Globus now?", default=True, err=True)
+    except click.Abort:  # end of input (Ctrl-D)
+        click.echo("", err=True)
+        return
+    if accepted:
         click.echo(run_login(settings))  # the URL only: a browser is opt-in
 
 
@@ -773,8 +782,8 @@ def connect(settings: Settings, interactive: bool) -> Gateway:
 
     if settings.client_secret:
         return _service_account_gateway(settings)
-    if interactive:
-        offer_login(settings, settings.jobs, interactive=True)
+    # No login offer here: the run offered it once before its jobs, and a
+    # person who declined is not asked again.
     app = build_app(
         settings, interactive=interactive, data_access=stored_data_access(settings)
     )

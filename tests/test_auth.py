@@ -187,11 +187,13 @@ def on_terminal(
     *args: str,
     timeout: float = 60,
     env: dict[str, str] | None = None,
+    confirm: bytes = b"y\n",
 ) -> tuple[int, str, int]:
     """Run the command on a pseudo-terminal, answering as a person would.
 
-    ``env`` adds to the site's environment. Returns the exit status, everything
-    the terminal showed and how many times a code was pasted.
+    ``env`` adds to the site's environment; ``confirm`` is typed at each
+    "[Y/n]" prompt (b"\x04" is end of input). Returns the exit status,
+    everything the terminal showed and how many times a code was pasted.
     """
     master, slave = pty.openpty()
     process = subprocess.Popen(
@@ -230,7 +232,7 @@ def on_terminal(
             elif tail.endswith(CONFIRM_PROMPT) and shown.count(CONFIRM_PROMPT) > (
                 confirmed
             ):
-                os.write(master, b"y\n")
+                os.write(master, confirm)
                 confirmed += 1
         status = process.wait(timeout=max(1.0, deadline - time.monotonic()))
     finally:
@@ -634,3 +636,33 @@ def test_a_cron_run_needing_a_login_says_so_once(site: Site) -> None:
     assert result.stderr.count(command) == 1, result.stderr
     assert "to fix:" in result.stderr
     assert "no stored Globus login" in (site.state / "globus-auto.log").read_text()
+
+
+def test_a_declined_login_is_not_offered_again_in_the_run(
+    three_collections: tuple[Emulator, list[str], str],
+    smtp_server: SmtpTestServer,
+    tmp_path: Path,
+) -> None:
+    emu, (first, _, added), client = three_collections
+    site = make_site(emu, smtp_server, tmp_path, first, first, client)
+    site.write_config(DST_DIR="/copy")
+    login(site)
+    # A second job on a collection the login does not cover; the first job
+    # has a new file, so it goes on to Globus after the offer was declined.
+    extra = {"name": "extra", "src_id": first, "src_dir": "/data"}
+    extra.update(src_local_dir=str(site.src), dst_id=added, dst_dir="/backup")
+    site.write_config(TRANSFERS=[extra])
+    (site.src / "c.txt").write_text("new\n")
+    status, shown, rounds = on_terminal(site, "run", "--wait", confirm=b"n\n")
+    assert status == 3, shown
+    assert shown.count("Log in to Globus now?") == 1, shown
+    assert rounds == 0
+    assert (emu.state.collections[first].root / "copy" / "c.txt").exists()
+
+
+def test_end_of_input_at_the_login_offer_is_a_decline(site: Site) -> None:
+    status, shown, rounds = on_terminal(site, "run", confirm=b"\x04")
+    assert status == 3, shown
+    assert shown.count("Log in to Globus now?") == 1, shown
+    assert rounds == 0
+    assert "globus-auto --config" in shown
