@@ -14,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sqlite3
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -182,7 +184,6 @@ class Datastore:
     def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         self.path = path
         self._conn = conn
-        self._dry = False
 
     # -- plumbing ----------------------------------------------------------
 
@@ -190,29 +191,42 @@ class Datastore:
         self._conn.close()
 
     @contextlib.contextmanager
-    def dry_run(self) -> Iterator[None]:
-        """Everything written inside the body is rolled back at its end."""
-        self._conn.execute("BEGIN IMMEDIATE")
-        self._dry = True
+    def private_copy(self, now: datetime) -> Iterator[Datastore]:
+        """A throwaway copy of this datastore, opened as a normal one.
+
+        Why: a dry run records what it scans, as a run does. On a copy those
+        writes never hold this datastore's write lock, which a cron run of
+        another job would wait for, and they vanish at the end. The copy is
+        taken with SQLite's backup API (consistent while others write) into a
+        0700 folder beside this file, where there is room for it, and deleted
+        with that folder afterwards.
+        """
+        folder = Path(tempfile.mkdtemp(prefix="dry-run-", dir=self.path.parent))
         try:
-            yield
+            target = datastore_path(folder)
+            os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            try:
+                copy = sqlite3.connect(target)
+                try:
+                    self._conn.backup(copy)
+                finally:
+                    copy.close()
+            except sqlite3.Error as exc:
+                raise DatastoreError(
+                    f"cannot copy the datastore {self.path} for a dry run into "
+                    f"{folder}: {exc}; check the disk has free space"
+                ) from exc
+            store = open_datastore(folder, now)
+            try:
+                yield store
+            finally:
+                store.close()
         finally:
-            self._dry = False
-            self._conn.execute("ROLLBACK")
+            shutil.rmtree(folder, ignore_errors=True)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One ``BEGIN IMMEDIATE`` … ``COMMIT``; rolled back if the body raises."""
-        if self._dry:
-            self._conn.execute("SAVEPOINT step")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK TO step")
-                raise
-            finally:
-                self._conn.execute("RELEASE step")
-            return
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:

@@ -91,7 +91,11 @@ def _task_state(doc: Any) -> TaskState:
 
 @contextlib.contextmanager
 def globus_errors(doing: str, collection: str | None = None) -> Iterator[None]:
-    """Translate globus-sdk exceptions raised while ``doing`` into ours."""
+    """Translate globus-sdk exceptions raised while ``doing`` into ours.
+
+    ``collection`` is the id of the collection ``doing`` names ("listing /x on
+    the destination collection"); messages add it in parentheses.
+    """
     try:
         yield
     except GlobusAutoError:
@@ -124,7 +128,7 @@ def _transfer_error(
     exc: globus_sdk.TransferAPIError, doing: str, collection: str | None
 ) -> GlobusAutoError:
     code = exc.code or ""
-    where = f" collection {collection}" if collection else ""
+    where = f" ({collection})" if collection else ""
     request = f" (request_id {exc.request_id})" if exc.request_id else ""
     message = exc.message or ""
     if exc.http_status == 401:
