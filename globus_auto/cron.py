@@ -4,7 +4,9 @@ Cron starts commands with ``/bin/sh``, a minimal ``PATH`` and none of the login
 shell's variables. The line therefore names this very interpreter and the config
 by absolute path, sets a ``PATH``, carries the globus-sdk variables that choose a
 non-production Globus environment, and appends whatever the run prints (only
-errors: a good run is silent) to a file in ``STATE_DIR``.
+errors: a good run is silent) to a file in ``STATE_DIR``. It starts with
+``umask 077`` so that file, like everything in ``STATE_DIR``, is private; each
+run caps its size (``logs.cap_cron_log``).
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from pathlib import Path
 import click
 
 from globus_auto.errors import EXIT_CODES_HELP
+from globus_auto.logs import CRON_LOG_NAME
 
-CRON_LOG_NAME = "cron.log"
 CRON_PATH = "/usr/local/bin:/usr/bin:/bin"
 # globus-sdk reads these to talk to a non-production Globus; cron would drop them.
 SDK_VARIABLE_RE = re.compile(
@@ -82,7 +84,11 @@ def shell_command(
     environ: Mapping[str, str],
     job_names: Sequence[str] = (),
 ) -> str:
-    """The shell command of the crontab line (what cron hands to ``/bin/sh -c``)."""
+    """The shell command of the crontab line (what cron hands to ``/bin/sh -c``).
+
+    ``umask 077`` first: the redirection creates ``log_file`` in STATE_DIR,
+    whose files must be 0600 whatever the user's umask.
+    """
     assignments = [f"PATH={CRON_PATH}"] + [
         f"{name}={shlex.quote(value)}" for name, value in sdk_variables(environ).items()
     ]
@@ -90,7 +96,7 @@ def shell_command(
     for name in job_names:
         argv += ["--job", name]
     command = " ".join([*assignments, *(shlex.quote(a) for a in argv)])
-    return f"{command} >> {shlex.quote(str(log_file))} 2>&1"
+    return f"umask 077; {command} >> {shlex.quote(str(log_file))} 2>&1"
 
 
 def crontab_line(schedule: str, command: str) -> str:

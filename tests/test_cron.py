@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import sys
@@ -104,7 +105,7 @@ def test_cron_output_names_this_python_the_config_and_the_log(
     assert all(c.startswith("#") for c in comments)
     assert any("GLOBUS_AUTO_CLIENT_SECRET" in c for c in comments)
     assert "not-in-the-crontab" not in result.stdout
-    assert line.startswith("*/5 * * * * PATH=/usr/local/bin:/usr/bin:/bin ")
+    assert line.startswith("*/5 * * * * umask 077; PATH=/usr/local/bin:/usr/bin:/bin ")
     assert " GLOBUS_SDK_ENVIRONMENT=sandbox " in line
     assert f" {sys.executable} -m globus_auto --config {config} run --job default" in (
         line
@@ -135,11 +136,13 @@ def test_the_line_works_under_cron_s_bare_environment(
             check=True,
             timeout=60,
             cwd="/",
+            preexec_fn=lambda: os.umask(0o022),  # the usual user's umask
         )
         assert globus_env.wait_idle(30)
     assert (globus_env.dst_root / "backup" / "a.txt").read_bytes() == b"hello"
     cron_log = base / "state" / "cron.log"
     assert cron_log.read_text() == ""  # a good run prints nothing
+    assert cron_log.stat().st_mode & 0o777 == 0o600  # whatever the umask was
     assert "SUCCEEDED" in (base / "state" / "globus-auto.log").read_text()
 
     # A failing run leaves its message, which says what to do, in cron.log.
@@ -153,3 +156,48 @@ def test_the_line_works_under_cron_s_bare_environment(
     assert failed.returncode != 0
     assert "globus-auto" in cron_log.read_text()
     assert shlex.split(fields[5])  # still a valid shell command
+
+
+def test_each_run_caps_cron_log_in_place_at_a_line_start(
+    tmp_path: Path, globus_env: TestEmulator
+) -> None:
+    config = write_config(tmp_path, globus_env)
+    cron_log = tmp_path / "state" / "cron.log"
+    cron_log.parent.mkdir(mode=0o700)
+    lines = [f"globus-auto: error: old message {i:07d}\n" for i in range(40_000)]
+    cron_log.write_text("".join(lines))  # about 1.6 MB
+    cron_log.chmod(0o644)  # as an older line left it
+    inode = cron_log.stat().st_ino
+    result = CliRunner().invoke(cli, ["--config", str(config), "run"])
+    assert result.exit_code == 0, result.output
+    kept = cron_log.read_text()
+    assert 200 * 1024 < len(kept) <= 256 * 1024
+    assert kept.startswith("globus-auto: error: old message ")  # whole lines
+    assert kept.endswith(lines[-1])
+    assert cron_log.stat().st_ino == inode  # in place: cron's `>>` still writes here
+    assert cron_log.stat().st_mode & 0o777 == 0o600
+    # Under the limit it is left alone.
+    cron_log.write_text("one line\n")
+    assert CliRunner().invoke(cli, ["--config", str(config), "run"]).exit_code == 0
+    assert cron_log.read_text() == "one line\n"
+
+
+def test_the_line_creates_cron_log_private_whatever_the_umask(
+    tmp_path: Path, emulator: TestEmulator
+) -> None:
+    config = write_config(tmp_path, emulator)
+    result = CliRunner().invoke(cli, ["--config", str(config), "cron"])
+    command = result.stdout.splitlines()[-1].split(" ", 5)[5]
+    # A config others may write: the run stops before it touches STATE_DIR,
+    # so only the line itself decides the mode of the cron.log it creates.
+    config.chmod(0o666)
+    failed = subprocess.run(
+        ["env", "-i", "PATH=/usr/bin:/bin", "sh", "-c", command],
+        timeout=60,
+        cwd="/",
+        preexec_fn=lambda: os.umask(0o022),
+    )
+    assert failed.returncode == 2
+    cron_log = tmp_path / "state" / "cron.log"
+    assert "writable by group or others" in cron_log.read_text()
+    assert cron_log.stat().st_mode & 0o777 == 0o600
