@@ -136,14 +136,6 @@ def test_prepared_task_survives_reopening(tmp_path: Path) -> None:
     assert [f.path for f in again.carried_files(job)] == [b"a"]
 
 
-def test_dry_run_writes_nothing(store: Datastore) -> None:
-    job = store.job_id("identity", "j", NOW)
-    with store.dry_run():
-        observe(store, job, b"a", b"v1")
-        assert pending(store, job) == {b"a"}
-    assert pending(store, job) == set()
-
-
 def test_files_are_private(tmp_path: Path) -> None:
     open_datastore(tmp_path / "state", NOW).close()
     assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
