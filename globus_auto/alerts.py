@@ -40,6 +40,7 @@ class Kind(str, Enum):
     SOURCE_PROBLEM = "source-problem"  # the source is missing or unmounted
     UNSENDABLE = "unsendable-files"  # some files in it cannot be sent as they are
     DATASTORE = "datastore"
+    RUN_STUCK = "run-stuck"  # a run has held the job's lock too long
     UNEXPECTED = "unexpected"
 
 

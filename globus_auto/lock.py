@@ -10,14 +10,22 @@ import contextlib
 import fcntl
 import os
 import re
+import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 LOCK_DIR = "locks"
 
 
 class Locked(Exception):
-    """Another run holds the lock."""
+    """Another run holds the lock: since when (the file's mtime) and its PID."""
+
+    def __init__(self, path: Path, pid: int | None, since: datetime) -> None:
+        super().__init__(f"{path} is held by process {pid} since {since}")
+        self.path = path
+        self.pid = pid
+        self.since = since
 
 
 def lock_path(state_dir: Path, job_name: str) -> Path:
@@ -35,9 +43,21 @@ def job_lock(state_dir: Path, job_name: str) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise Locked(job_name) from None
+            raise _held(path, fd) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         yield
     finally:
         os.close(fd)
+
+
+def _held(path: Path, fd: int) -> Locked:
+    """Who holds the lock: the PID it wrote, and when it wrote it.
+
+    Why the pause: a run that has just taken the lock writes its PID a moment
+    later; until then the file still shows the previous run's PID and time.
+    """
+    time.sleep(0.05)
+    written = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    since = datetime.fromtimestamp(os.fstat(fd).st_mtime, timezone.utc)
+    return Locked(path, int(written) if written.isdigit() else None, since)

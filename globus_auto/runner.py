@@ -127,6 +127,7 @@ class JobReport:
     scan: ScanSummary | None = None
     problems: list[Problem] = field(default_factory=list)
     cleared: set[Kind] = field(default_factory=set)
+    skipped: bool = False  # another run holds the lock: it reports the outcome
     would_send: list[DryRunFile] = field(default_factory=list)
 
     def fail(self, problem: Problem, exit_code: int) -> None:
@@ -139,13 +140,51 @@ def run_job(job: Job, env: RunEnv, opts: RunOptions) -> JobReport:
     report = JobReport(job.name)
     try:
         with job_lock(env.settings.state_dir, job.name):
+            report.cleared.add(Kind.RUN_STUCK)  # whatever held it has ended
             _run_locked(job, env, opts, report)  # a dry run's store is a copy
-    except Locked:
-        log.info("%s: another run holds the lock; skipping", job.name)
-        report.outcome = "skipped: another run holds the lock"
+    except Locked as held:
+        _report_locked(job, env, report, held)
     except GlobusAutoError as exc:
         _report_error(job, env, report, exc)
     return report
+
+
+def _report_locked(job: Job, env: RunEnv, report: JobReport, held: Locked) -> None:
+    """Skip the job; a problem if the holder has had the lock too long.
+
+    Why: a run hanging forever (say, on a dead NFS mount) keeps its lock, and
+    every later run would skip quietly while nothing is sent.
+    """
+    report.outcome = "skipped: another run holds the lock"
+    report.skipped = True
+    limit = timedelta(hours=env.settings.task_stuck_hours)
+    if env.now() - held.since <= limit:
+        log.info("%s: another run holds the lock; skipping", job.name)
+        report.cleared.add(Kind.RUN_STUCK)  # that is a later run than the stuck one
+        return
+    pid = "?" if held.pid is None else str(held.pid)
+    report.outcome = "failed"
+    report.detail = f"a run (process {pid}) has held the lock since {held.since}"
+    files, size = _pending_safely(job, env)
+    report.fail(
+        Problem(
+            job=job.name,
+            kind=Kind.RUN_STUCK,
+            summary=_SUMMARIES[Kind.RUN_STUCK],
+            what_happened=f"Process {pid} has held the lock {held.path} since "
+            f"{held.since:%Y-%m-%d %H:%M %Z}, longer than TASK_STUCK_HOURS "
+            f"({env.settings.task_stuck_hours:g} hours). Every later run skips "
+            "this job, so nothing new is sent.",
+            what_to_do=f"Check process {pid}: ps -o pid,stat,etime,args -p {pid}. "
+            f"State D usually means it hangs on a mount: check that "
+            f"{job.src_local_dir} answers (ls, df). Ending it (kill {pid}) frees "
+            "the lock and loses nothing.",
+            next_attempt="Every run checks again; the job runs once the lock is free.",
+            pending_files=files,
+            pending_bytes=size,
+        ),
+        EXIT_UNEXPECTED,
+    )
 
 
 def _report_error(
@@ -182,6 +221,7 @@ _SUMMARIES = {
     Kind.SOURCE_PROBLEM: "the source directory is not usable",
     Kind.UNSENDABLE: "some files cannot be sent",
     Kind.DATASTORE: "the datastore is not usable",
+    Kind.RUN_STUCK: "a run has not finished",
     Kind.UNEXPECTED: "an unexpected error",
 }
 

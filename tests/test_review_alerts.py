@@ -7,14 +7,20 @@ import json
 import os
 import shutil
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from emulator_fixtures import TestEmulator
 from helpers_e2e import alert_kinds, dump_table
 from smtp_fixtures import SmtpTestServer
-from test_alerts_e2e import FILES, PREFIX, World, assert_alert, tree
+from test_alerts_e2e import FILES, PREFIX, World, assert_alert, monitor, tree
+
+from globus_auto.lock import job_lock, lock_path
+
+__all__ = ["monitor"]  # the heartbeat fixture, used here too
 
 
 @pytest.fixture
@@ -108,3 +114,37 @@ def test_task_globus_forgot_is_settled_lost_and_sent_again(world: World) -> None
     assert subjects(world)[1:] == [
         PREFIX + "resolved: Globus no longer knows a transfer"
     ]
+
+
+# --- 3. a run that never ends is noticed --------------------------------------------
+
+
+def test_lock_held_too_long_is_alerted_and_not_pinged_as_success(
+    world: World, monitor: Any
+) -> None:
+    url, hits, _ = monitor
+    world.extra["HEARTBEAT_URL"] = url  # World sets TASK_STUCK_HOURS = 6
+    assert world.run(wait=False).exit_code == 0  # 2 files on their way
+    assert hits == ["/ping/abc"]
+    world.put({"later.txt": b"later"})
+    path = lock_path(world.state_dir, "default")
+    with job_lock(world.state_dir, "default"):  # a run in progress
+        report = world.run()
+        assert report.exit_code == 0 and "skipped" in report.outcome
+        assert world.mails() == []
+        assert hits == ["/ping/abc"]  # neither success nor failure yet
+
+        hours_ago = time.time() - 7 * 3600  # the same run, 7 hours on
+        os.utime(path, (hours_ago, hours_ago))
+        for _ in range(2):
+            assert world.run().exit_code == 1
+        (mail,) = world.mails()
+        body = assert_alert(mail, "a run has not finished", pending="2 files")
+        assert f"Process {os.getpid()} " in body and str(world.src) in body
+        assert f"kill {os.getpid()}" in body
+        assert hits[1:] == ["/ping/abc/fail"] * 2
+
+    assert world.run().exit_code == 0  # the stuck run ended
+    assert subjects(world)[1:] == [PREFIX + "resolved: a run has not finished"]
+    assert tree(world.dst) == tree(world.src)
+    assert hits[-1] == "/ping/abc"
