@@ -8,7 +8,10 @@ atomically: written to a temporary file, fsynced, renamed):
   of them need a ``data_access`` consent (non-high-assurance GCSv5 mapped
   collections), so that unattended runs request exactly the login's scopes;
 - ``auth_state.json``: when tokens were last obtained from Globus Auth (the
-  keep-alive clock) and the last authentication error; never a secret.
+  keep-alive clock) and the last authentication error; never a secret;
+- ``tokens.lock``: an advisory lock (``flock``) held while tokens are
+  refreshed and saved, so overlapping runs never spend the same rotated
+  refresh token twice.
 
 Without a terminal a login is never attempted: any need for one raises
 :class:`LoginRequired` at once, so cron never blocks on a prompt. This module
@@ -18,13 +21,17 @@ nothing to send pays neither for the import nor for a network call.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
 import logging
 import os
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +58,13 @@ log = logging.getLogger(__name__)
 TOKENS_FILE = "tokens.json"
 COLLECTIONS_FILE = "data_access.json"
 AUTH_STATE_FILE = "auth_state.json"
+TOKENS_LOCK_FILE = "tokens.lock"
+# A refresh is one HTTP call with a timeout; a lock held longer than this is
+# held by a process that hangs, and waiting on it would hang cron too.
+TOKENS_LOCK_WAIT = 120.0
+# A stored access token with less life than this left is refreshed (as
+# globus-sdk's RenewingAuthorizer does).
+TOKEN_MARGIN_SECONDS = 60
 APP_NAME = "globus-auto"
 TRANSFER_RS = "transfer.api.globus.org"
 TRANSFER_SCOPE = "urn:globus:auth:scope:transfer.api.globus.org:all"
@@ -70,6 +84,59 @@ def utcnow() -> datetime:
 
 def tokens_path(state_dir: Path) -> Path:
     return state_dir / TOKENS_FILE
+
+
+_lock_guard = threading.RLock()
+_locks_held: dict[Path, int] = {}
+
+
+@contextmanager
+def tokens_lock(state_dir: Path) -> Iterator[None]:
+    """Hold the advisory lock on the tokens of ``state_dir`` (re-entrant).
+
+    Why: Globus rotates refresh tokens. Two processes (two cron lines) that
+    refresh the same one at once leave one holding a spent token, a false
+    "login required". Refreshing and saving under this lock, after re-reading
+    the stored tokens, makes the second use the first one's new tokens.
+    Threads of one process are serialised by an in-process lock, since a
+    second ``flock`` by the holder itself would wait forever.
+    """
+    key = state_dir.absolute()
+    with _lock_guard:
+        if _locks_held.get(key):
+            _locks_held[key] += 1
+            try:
+                yield
+            finally:
+                _locks_held[key] -= 1
+            return
+        ensure_private_dir(state_dir)
+        fd = os.open(key / TOKENS_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            _flock(fd, key)
+            _locks_held[key] = 1
+            try:
+                yield
+            finally:
+                del _locks_held[key]
+        finally:
+            os.close(fd)  # releases the flock
+
+
+def _flock(fd: int, state_dir: Path) -> None:
+    deadline = time.monotonic() + TOKENS_LOCK_WAIT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise GlobusAutoError(
+                    f"another globus-auto process has held {TOKENS_LOCK_FILE} in "
+                    f"{state_dir} for {TOKENS_LOCK_WAIT:g} seconds; the next run "
+                    "tries again"
+                ) from None
+            time.sleep(0.05)
 
 
 def write_private_json(path: Path, data: Any) -> None:
@@ -473,22 +540,112 @@ def _storage_class() -> type[JSONTokenStorage]:
         def store_token_data_by_resource_server(
             self, token_data_by_resource_server: Mapping[str, TokenStorageData]
         ) -> None:
-            data = self._load()
-            space = data["data"].setdefault(self.namespace, {})
-            for resource_server, token_data in token_data_by_resource_server.items():
-                space[resource_server] = token_data.to_dict()
-            data["globus-sdk.version"] = __version__
             path = Path(self.filepath)
-            write_private_json(path, data)
-            record_token_use(path.parent, utcnow())
+            with tokens_lock(path.parent):  # read-modify-write: one at a time
+                data = self._load()
+                space = data["data"].setdefault(self.namespace, {})
+                for (
+                    resource_server,
+                    token_data,
+                ) in token_data_by_resource_server.items():
+                    space[resource_server] = token_data.to_dict()
+                data["globus-sdk.version"] = __version__
+                write_private_json(path, data)
+                record_token_use(path.parent, utcnow())
 
         def remove_token_data(self, resource_server: str) -> bool:
-            data = self._load()
-            popped = data["data"].get(self.namespace, {}).pop(resource_server, None)
-            write_private_json(Path(self.filepath), data)
+            path = Path(self.filepath)
+            with tokens_lock(path.parent):
+                data = self._load()
+                space = data["data"].get(self.namespace, {})
+                popped = space.pop(resource_server, None)
+                write_private_json(path, data)
             return popped is not None
 
     return PrivateJSONTokenStorage
+
+
+@functools.cache
+def _user_app_class() -> type[globus_sdk.UserApp]:
+    """globus-sdk's UserApp, refreshing tokens under :func:`tokens_lock`.
+
+    It replaces the app's refresh-token authorizer factory (a private hook of
+    globus-sdk 4) so every refresh, including the one after a 401, re-reads
+    the stored tokens under the lock before spending a refresh token.
+    """
+    import globus_sdk
+    from globus_sdk.globus_app.authorizer_factory import (
+        RefreshTokenAuthorizerFactory,
+    )
+    from globus_sdk.token_storage import TokenStorage
+
+    class LockedRefreshTokenAuthorizer(globus_sdk.RefreshTokenAuthorizer):
+        def __init__(
+            self,
+            storage: TokenStorage,
+            resource_server: str,
+            state_dir: Path,
+            **kwargs: Any,
+        ) -> None:
+            self.storage = storage
+            self.resource_server = resource_server
+            self.state_dir = state_dir
+            super().__init__(**kwargs)
+
+        def _get_new_access_token(self) -> None:
+            with tokens_lock(self.state_dir):
+                if not self._take_newer_stored_tokens():
+                    super()._get_new_access_token()  # saves through on_refresh
+
+        def _take_newer_stored_tokens(self) -> bool:
+            """Adopt tokens another process stored since these were read;
+            True if their access token is still good (no refresh needed)."""
+            stored = self.storage.get_token_data(self.resource_server)
+            if stored is None or not stored.refresh_token:
+                return False
+            if stored.refresh_token == self.refresh_token:
+                return False
+            log.debug("using the tokens another process refreshed meanwhile")
+            self.refresh_token = stored.refresh_token
+            left = stored.expires_at_seconds - time.time()
+            if not stored.access_token or left <= TOKEN_MARGIN_SECONDS:
+                return False
+            self.expires_at = stored.expires_at_seconds
+            self.access_token = stored.access_token
+            return True
+
+    class LockedRefreshTokenAuthorizerFactory(RefreshTokenAuthorizerFactory):
+        def _make_authorizer(
+            self, resource_server: str
+        ) -> globus_sdk.RefreshTokenAuthorizer:
+            token_data = self.token_storage.get_token_data(resource_server)
+            if token_data.refresh_token is None:  # pragma: no cover
+                raise ValueError("token data missing required field refresh_token")
+            storage = self.token_storage.token_storage
+            path = getattr(storage, "filepath", None)
+            if path is None:  # pragma: no cover (always our JSON storage)
+                return super()._make_authorizer(resource_server)
+            return LockedRefreshTokenAuthorizer(
+                storage,
+                resource_server,
+                Path(path).parent,
+                refresh_token=token_data.refresh_token,
+                auth_client=self.auth_login_client,
+                access_token=token_data.access_token,
+                expires_at=token_data.expires_at_seconds,
+                on_refresh=self.token_storage.store_token_response,
+            )
+
+    class LockingUserApp(globus_sdk.UserApp):
+        def _initialize_authorizer_factory(self) -> None:
+            super()._initialize_authorizer_factory()
+            if isinstance(self._authorizer_factory, RefreshTokenAuthorizerFactory):
+                self._authorizer_factory = LockedRefreshTokenAuthorizerFactory(
+                    token_storage=self.token_storage,
+                    auth_login_client=self._login_client,
+                )
+
+    return LockingUserApp
 
 
 def open_storage(settings: Settings) -> JSONTokenStorage:
@@ -532,7 +689,7 @@ def build_app(
         if interactive
         else _no_prompt_handler(settings),
     )
-    return globus_sdk.UserApp(
+    return _user_app_class()(
         APP_NAME,
         login_client=login_client,
         scope_requirements=requirements,

@@ -666,3 +666,82 @@ def test_end_of_input_at_the_login_offer_is_a_decline(site: Site) -> None:
     assert shown.count("Log in to Globus now?") == 1, shown
     assert rounds == 0
     assert "globus-auto --config" in shown
+
+
+# Holds the stored tokens (as a run that has started does), waits for the
+# signal, then calls Transfer with an access token Globus no longer accepts:
+# a 401, so it must spend its refresh token.
+REFRESHER = """
+import pathlib, sys, time
+import globus_sdk
+from globus_auto import auth
+from globus_auto.settings import load_settings
+
+config, ready, go, collection = sys.argv[1:]
+settings = load_settings(pathlib.Path(config))
+app = auth.build_app(
+    settings, interactive=False, data_access=auth.stored_data_access(settings)
+)
+app.get_authorizer(auth.TRANSFER_RS)
+pathlib.Path(ready).touch()
+while not pathlib.Path(go).exists():
+    time.sleep(0.005)
+globus_sdk.TransferClient(app=app).get_endpoint(collection)
+print("ok")
+"""
+
+
+def test_overlapping_processes_refreshing_at_once_both_succeed(
+    site: Site, tmp_path: Path
+) -> None:
+    login(site)
+    site.emulator.expire_access_tokens()
+    go = tmp_path / "go"
+    processes, ready = [], []
+    for n in range(3):
+        ready.append(tmp_path / f"ready-{n}")
+        args = [str(ready[-1]), str(go), site.src_id]
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-c", REFRESHER, str(site.config), *args],
+                env=site.env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    deadline = time.monotonic() + 30
+    while not all(r.exists() for r in ready) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    go.touch()
+    for process in processes:
+        out, err = process.communicate(timeout=60)
+        site.outputs += [out, err]
+        assert process.returncode == 0 and out.strip() == "ok", err
+    assert mode(site.tokens) == 0o600
+    assert mode(site.state / "tokens.lock") == 0o600
+    # The stored refresh token is the live one: a run goes on without a login.
+    assert run_cli(site, "run", "--wait").returncode == 0
+    assert (site.dst / "a.txt").exists()
+    assert_no_secrets(site)
+
+
+def test_the_tokens_lock_is_reentrant_and_serialises_threads(tmp_path: Path) -> None:
+    import threading
+
+    inside: list[int] = []
+    overlaps: list[int] = []
+
+    def hold() -> None:
+        with auth.tokens_lock(tmp_path), auth.tokens_lock(tmp_path):
+            inside.append(1)
+            overlaps.append(len(inside))
+            time.sleep(0.02)
+            inside.pop()
+
+    threads = [threading.Thread(target=hold) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert overlaps == [1] * 5
