@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import socket
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ from typing import Any, Protocol
 
 from globus_auto import alerts, notify
 from globus_auto.alerts import AlertRecord, Kind, Problem
+from globus_auto.datastore import Datastore, datastore_path
 from globus_auto.errors import EXIT_UNEXPECTED
 from globus_auto.runner import JobReport
 from globus_auto.settings import Job, Settings
@@ -174,6 +176,8 @@ def process_alerts(
     secrets = _secrets(settings)
     problems = [_redact(p, secrets) for r in reports for p in r.problems]
     problems += [_redact(p, secrets) for p in extra_problems]
+    if isinstance(store, Datastore):
+        problems = with_pending(settings, store, problems)
     cleared = [(r.job, kind) for r in reports for kind in r.cleared]
     records = _configured_only(settings, store, open_alerts(store))
     outgoing = alerts.plan_alerts(
@@ -191,6 +195,52 @@ def process_alerts(
             None if record is None else record_to_dict(record),
         )
     return sent
+
+
+def with_pending(
+    settings: Settings, store: Datastore, problems: Sequence[Problem]
+) -> list[Problem]:
+    """``problems``, those without pending counts given their job's from ``store``.
+
+    Why: some are made where the datastore is not at hand (an unexpected error,
+    a datastore reset or not usable), yet the user still wants to know what is
+    not delivered. Counts that cannot be read stay 0.
+    """
+    totals: dict[str, tuple[int, int]] = {}
+    filled = []
+    for problem in problems:
+        if problem.pending_files or problem.pending_bytes:
+            filled.append(problem)
+            continue
+        if problem.job not in totals:
+            totals[problem.job] = _pending_of(settings, store, problem.job)
+        files, size = totals[problem.job]
+        filled.append(replace(problem, pending_files=files, pending_bytes=size))
+    return filled
+
+
+def _pending_of(settings: Settings, store: Datastore, name: str) -> tuple[int, int]:
+    identities = [job.identity for job in settings.jobs if job.name == name]
+    try:
+        job_id = store.existing_job_id(identities[0]) if identities else None
+        return (0, 0) if job_id is None else store.pending_totals(job_id)
+    except Exception as exc:  # the datastore may be the problem
+        log.debug("no pending counts for %s: %s", name, exc)
+        return 0, 0
+
+
+def _read_only_datastore(settings: Settings) -> Datastore | None:
+    """The datastore opened read-only, or None if even that fails."""
+    path = datastore_path(settings.state_dir).absolute()
+    if not path.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(
+            f"{path.as_uri()}?mode=ro", uri=True, check_same_thread=False
+        )
+    except sqlite3.Error:
+        return None
+    return Datastore(path, conn)
 
 
 def _adopt_fallback(settings: Settings, store: AlertStore) -> None:
@@ -369,6 +419,11 @@ def datastore_unusable(
             )
         )
         reports.append(report)
+    readable = _read_only_datastore(settings)
+    if readable is not None:  # e.g. readable but not writable
+        with contextlib.closing(readable):
+            for report in reports:
+                report.problems[:] = with_pending(settings, readable, report.problems)
     try:
         store = FallbackAlertStore(settings.state_dir)
         after_run(settings, store, reports, now)

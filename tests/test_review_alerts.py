@@ -18,6 +18,8 @@ from helpers_e2e import alert_kinds, dump_table
 from smtp_fixtures import SmtpTestServer
 from test_alerts_e2e import FILES, PREFIX, World, assert_alert, monitor, tree
 
+from globus_auto import datastore, runner
+from globus_auto.errors import DatastoreError
 from globus_auto.lock import job_lock, lock_path
 
 __all__ = ["monitor"]  # the heartbeat fixture, used here too
@@ -148,3 +150,45 @@ def test_lock_held_too_long_is_alerted_and_not_pinged_as_success(
     assert subjects(world)[1:] == [PREFIX + "resolved: a run has not finished"]
     assert tree(world.dst) == tree(world.src)
     assert hits[-1] == "/ping/abc"
+
+
+# --- 4. every alert says what is not delivered yet ----------------------------------
+
+
+def test_unexpected_error_mail_carries_the_pending_counts(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: object) -> None:
+        raise RuntimeError("a bug after the scan")
+
+    monkeypatch.setattr(runner, "probe", broken)
+    assert world.run().exit_code == 1
+    (mail,) = world.mails()
+    assert_alert(mail, "an unexpected error", pending="2 files (2.9 KiB)")
+
+
+def test_unusable_datastore_mail_carries_the_pending_counts(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert world.run(wait=False).exit_code == 0  # 2 files on their way
+
+    def refuse(*_args: object) -> None:  # readable, yet not usable for a run
+        raise DatastoreError("cannot open the datastore: disk I/O error")
+
+    monkeypatch.setattr(datastore, "open_datastore", refuse)
+    assert world.run().exit_code == 1
+    (mail,) = world.mails()
+    assert_alert(mail, "the datastore is not usable", pending="2 files (2.9 KiB)")
+
+
+def test_reset_datastore_mail_carries_the_pending_counts(world: World) -> None:
+    world.run(wait=False)
+    assert world.emu.wait_idle(20)
+    path = world.state_dir / "datastore"
+    path.write_bytes(b"this is not SQLite" * 100)
+    for side in ("-wal", "-shm"):
+        Path(f"{path}{side}").unlink(missing_ok=True)
+    assert world.run(wait=False).exit_code == 0  # sent again, not settled yet
+    (mail,) = world.mails()
+    body = assert_alert(mail, "the datastore was corrupt and was reset")
+    assert "2 files (2.9 KiB) waiting" in body
