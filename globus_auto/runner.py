@@ -369,7 +369,11 @@ def scan_job(job: Job, job_id: int, env: RunEnv) -> ScanSummary:
     """Scan the job's source against its rows, writing changes in batches."""
     store = env.store
     root = os.fsencode(job.src_local_dir)
-    check_source(root, lambda: store.count_files(job_id))  # counted only if empty
+    check_source(
+        root,
+        lambda: store.count_files(job_id),  # counted only if empty
+        f"globus-auto --config {env.settings.config_path} reset --job {job.name}",
+    )
     reader = store.reader()
     try:
         with reader:

@@ -42,6 +42,11 @@ log = logging.getLogger(__name__)
 # transfer: listed by `status`, but neither alerted nor blocking recursion.
 SYMLINK_NOTE = "symbolic link: not followed, not sent"
 
+# Filesystems such as NFSv3 and some Lustre setups keep whole seconds: a file
+# modified this recently may change again without its stat changing.
+RACY_NS = 2_000_000_000
+SECOND_NS = 1_000_000_000
+
 BATCH_FILES = 2000
 BATCH_BYTES = 1 << 30
 MAX_IN_FLIGHT = 64
@@ -115,7 +120,11 @@ def exclude_matcher(patterns: Sequence[str]) -> Callable[[bytes], bool] | None:
     return excluded
 
 
-def check_source(root: bytes, tracked: int | Callable[[], int]) -> None:
+def check_source(
+    root: bytes,
+    tracked: int | Callable[[], int],
+    reset_command: str = "globus-auto reset --job JOB",
+) -> None:
     """Refuse a source that is missing, or empty while files are tracked.
 
     An empty source directory where the datastore remembers files is what an
@@ -147,7 +156,7 @@ def check_source(root: bytes, tracked: int | Callable[[], int]) -> None:
         raise SourceError(
             f"the source directory {shown} is empty but {tracked} files are tracked: "
             "is its filesystem unmounted? Nothing was changed. If the files were "
-            "really removed, run: globus-auto reset --job <job>"
+            f"really removed, forget them with: {reset_command}"
         )
 
 
@@ -528,6 +537,14 @@ def hash_file(root: bytes, entry: EntryRow) -> Observed:
             os.fsdecode(entry[0]),
         )
         return Observed(entry[0], None, None, None, None, None, None)
+    if _racy(before.st_mtime_ns):
+        # A whole-second timestamp this recent: a same-size rewrite within the
+        # same second would leave the stat unchanged, so no mtime is kept and
+        # the next run reads the file again (Git's "racily clean" rule). The
+        # digest still counts.
+        return Observed(
+            entry[0], before.st_size, None, before.st_ctime_ns, before.st_ino, digest
+        )
     return Observed(
         entry[0],
         before.st_size,
@@ -536,6 +553,11 @@ def hash_file(root: bytes, entry: EntryRow) -> Observed:
         before.st_ino,
         digest,
     )
+
+
+def _racy(mtime_ns: int) -> bool:
+    """True for a whole-second mtime within RACY_NS of now."""
+    return mtime_ns % SECOND_NS == 0 and time.time_ns() - mtime_ns < RACY_NS
 
 
 def _problem(entry: EntryRow, problem: str) -> Observed:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -51,6 +52,22 @@ def scan(store: Datastore, root: Path, exclude: tuple[str, ...] = ()) -> ScanSum
 def pending(store: Datastore) -> dict[bytes, bytes]:
     job = store.job_id("job", "job", NOW)
     return {f.path: f.digest for f in store.pending_files(job)}
+
+
+def test_a_whole_second_mtime_from_just_now_is_read_again_next_run(
+    tmp_path: Path, store: Datastore
+) -> None:
+    """On whole-second filesystems (NFSv3, some Lustre) a same-size rewrite
+    within the second keeps the stat; such a file is read again next run."""
+    src = tmp_path / "src"
+    make_tree(src, {"fresh": b"1", "old": b"2"})
+    second = time.time_ns() // 1_000_000_000 * 1_000_000_000
+    os.utime(src / "fresh", ns=(second, second))
+    os.utime(src / "old", ns=(second - 60_000_000_000, second - 60_000_000_000))
+    scan(store, src)
+    again = scan(store, src)
+    assert again.hashed_files == 1  # "fresh" only
+    assert set(pending(store)) == {b"fresh", b"old"}  # its digest still counts
 
 
 def make_tree(root: Path, files: dict[str, bytes]) -> None:
