@@ -407,7 +407,7 @@ def main_tree_figures(work: Path, sizes: Sizes) -> list[Figure]:
             3,
             f"{sizes.changed} changed files among {sizes.files:,}: "
             f"{median(changed):.3f} s; no-change run: {median(still):.3f} s; "
-            f"the same change with --dry-run (scan only, no Globus): "
+            f"the same change with --dry-run (no Globus): "
             f"{median(scan_only):.3f} s = {median(scan_only) / median(still):.2f}x; "
             f"read {median(read_files):.0f} files, {median(read_bytes):,.0f} bytes "
             f"from the source for {median(changed_bytes):,.0f} bytes changed "
