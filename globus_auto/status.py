@@ -326,8 +326,7 @@ def _token_lines(token: dict[str, Any]) -> list[str]:
 @click.command(
     "status",
     epilog="Examples:\n\n  globus-auto status\n\n"
-    "  globus-auto status --job raw --refresh --json\n\n"
-    + EXIT_CODES_HELP,
+    "  globus-auto status --job raw --refresh --json\n\n" + EXIT_CODES_HELP,
 )
 @click.option(
     "--job", "job_names", multiple=True, metavar="NAME", help="Only this job."
