@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from globus_auto.errors import DatastoreError
+from globus_auto.plan import PendingFile
 
 SCHEMA_VERSION = 1
 DATASTORE_NAME = "datastore"
@@ -130,16 +131,6 @@ class Observed:
     inode: int | None
     digest: bytes | None
     problem: str | None = None
-
-
-@dataclass(frozen=True)
-class PendingFile:
-    """A file whose observed digest Globus has not delivered yet."""
-
-    path: bytes
-    size: int
-    digest: bytes
-    new: bool = True  # never delivered in any version
 
 
 @dataclass(frozen=True)

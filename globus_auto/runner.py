@@ -26,7 +26,6 @@ from globus_auto.datastore import (
     PREPARING,
     Datastore,
     Observed,
-    PendingFile,
     StoredFile,
     TaskRecord,
 )
@@ -484,7 +483,7 @@ def _submit_recorded(
     return replace(task, task_id=task_id, state="submitted")
 
 
-def _file_plan(job: Job, files: list[PendingFile]) -> planning.TransferPlan:
+def _file_plan(job: Job, files: list[planning.PendingFile]) -> planning.TransferPlan:
     return planning.file_plan(
         job_name=job.name,
         source_id=job.src_id,

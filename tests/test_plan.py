@@ -12,7 +12,6 @@ from globus_auto.datastore import (
     CorruptDatastore,
     Datastore,
     Observed,
-    PendingFile,
     move_aside,
     open_datastore,
 )
@@ -50,7 +49,7 @@ def test_recursion_only_when_nothing_must_be_held_back() -> None:
 
 
 def test_file_plan_items_and_totals() -> None:
-    files = [PendingFile(b"a", 3, b"d1"), PendingFile(b"s/b", 4, b"d2")]
+    files = [plan.PendingFile(b"a", 3, b"d1"), plan.PendingFile(b"s/b", 4, b"d2")]
     made = plan.file_plan(
         job_name="j",
         source_id="S",
