@@ -25,7 +25,6 @@ from .errors import GlobusAutoError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORTS = {"ssl": 465, "starttls": 587, "none": 25}
 HEARTBEAT_MAX_BODY = 10_000
 
 
