@@ -22,6 +22,7 @@ from typing import Literal, Protocol
 
 from .alerts import SUBJECT_PREFIX, header_safe, message_id
 from .errors import GlobusAutoError
+from .settings import DEFAULT_PORTS
 
 log = logging.getLogger(__name__)
 
