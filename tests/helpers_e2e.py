@@ -13,7 +13,8 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from emulator_fixtures import TestEmulator
 
 SRC_DIR = "/data"
 DST_DIR = "/backup"
+NOBODY = 65534  # uid and gid of nobody/nogroup, for tests that root would pass
 
 
 def src_data(emulator: TestEmulator) -> Path:
@@ -84,9 +86,19 @@ def cli_command(config: Path, args: Sequence[str]) -> list[str]:
 
 
 def run_cli(
-    args: Sequence[str], env: Mapping[str, str], timeout: float = 60
+    args: Sequence[str],
+    env: Mapping[str, str],
+    timeout: float = 60,
+    user: int | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m globus_auto ARGS`` to its end; output captured as text."""
+    """Run ``python -m globus_auto ARGS`` to its end; output captured as text.
+
+    ``user`` runs it as that uid, with the same gid and no supplementary groups
+    (root's groups would otherwise be kept).
+    """
+    as_user: dict[str, Any] = {}
+    if user is not None:
+        as_user = {"user": user, "group": user, "extra_groups": []}
     return subprocess.run(
         [sys.executable, "-m", "globus_auto", *args],
         env=dict(env),
@@ -94,7 +106,50 @@ def run_cli(
         text=True,
         timeout=timeout,
         check=False,
+        **as_user,
     )
+
+
+def cli_unusable_by(user: int, env: Mapping[str, str]) -> str | None:
+    """Why ``user`` cannot run the CLI from this interpreter, or None if it can.
+
+    Tests run as root use it to decide whether to skip: the interpreter, its
+    packages and the repository must be readable by others.
+    """
+    probe = [sys.executable, "-c", "import globus_auto.main, globus_sdk, blake3"]
+    try:
+        done = subprocess.run(
+            probe,
+            env=dict(env),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            user=user,
+            group=user,
+            extra_groups=[],
+        )
+    except OSError as exc:
+        detail = str(exc)
+    else:
+        if done.returncode == 0:
+            return None
+        detail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    return (
+        f"uid {user} cannot run {sys.executable} with globus_auto ({detail}); "
+        "put the interpreter, venv and repository where others can read them"
+    )
+
+
+@contextmanager
+def started_emulator(base: Path) -> Iterator[TestEmulator]:
+    """A started emulator with its collections under ``base``; stopped after."""
+    emulator = TestEmulator(base)
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
 
 
 def start_cli(args: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[str]:

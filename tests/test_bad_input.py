@@ -10,24 +10,30 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from emulator_fixtures import TestEmulator
 from helpers_e2e import (
+    NOBODY,
     alert_kinds,
     cli_env,
+    cli_unusable_by,
     dst_data,
     dump_table,
     missing_or_different,
     run_cli,
     src_data,
+    started_emulator,
+    state_dir_of,
     tree,
     write_config,
     write_files,
@@ -165,20 +171,59 @@ def test_a_fixed_problem_file_is_sent(emulator: TestEmulator, tmp_path: Path) ->
     assert problem_files(status_json(config, emulator)) == {}
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
-def test_unreadable_file_is_reported_and_the_rest_sent(
-    emulator: TestEmulator, tmp_path: Path
-) -> None:
-    root = src_data(emulator)
-    write_files(root, {**GOOD, "locked.txt": b"private\n"})
-    (root / "locked.txt").chmod(0)
-    config = write_config(tmp_path / "config.py", emulator)
-    assert run(config, emulator, "--wait").returncode == 0
-    assert (dst_data(emulator) / "good.txt").read_bytes() == GOOD["good.txt"]
-    assert not (dst_data(emulator) / "locked.txt").exists()
-    assert (
-        "cannot be read" in problem_files(status_json(config, emulator))["locked.txt"]
-    )
+def test_unreadable_file_is_reported_and_the_rest_sent(tmp_path: Path) -> None:
+    """Issues 3 and 6. Root reads every file, so as root the CLI runs as nobody,
+    on a tree under a fresh folder in /tmp that nobody can reach."""
+    if os.geteuid() != 0:
+        check_unreadable_file_run(tmp_path, None)
+        return
+    base = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        check_unreadable_file_run(base, NOBODY)
+    finally:
+        shutil.rmtree(base)
+
+
+def check_unreadable_file_run(base: Path, user: int | None) -> None:
+    """Run the CLI (as ``user`` if given) on a source with one 000 file."""
+    with started_emulator(base / "emulator") as emulator:
+        env = cli_env(emulator)
+        if user is not None:
+            env["HOME"] = str(base)
+            reason = cli_unusable_by(user, env)
+            if reason:
+                pytest.skip(reason)
+        root = src_data(emulator)
+        write_files(root, {**GOOD, "locked.txt": b"private\n"})
+        make_readable_by_others(base / "emulator" / "src-collection")
+        (root / "locked.txt").chmod(0)
+        config = write_config(base / "config" / "config.py", emulator)
+        if user is not None:
+            os.chown(config.parent, user, user)
+            os.chown(config, user, user)
+
+        done = run_cli(["--config", str(config), "-v", "run", "--wait"], env, user=user)
+        assert done.returncode == 0, done.stderr
+        assert tree(dst_data(emulator)) == {os.fsencode(k): v for k, v in GOOD.items()}
+        named = [line for line in log_lines(state_dir_of(config)) if "locked" in line]
+        assert len(named) == 1, named
+        assert "cannot be read" in named[0]
+
+        status = run_cli(["--config", str(config), "status", "--json"], env, user=user)
+        assert status.stdout, status.stderr
+        reasons = problem_files(json.loads(status.stdout))
+        assert "cannot be read" in reasons["locked.txt"]
+
+
+def make_readable_by_others(top: Path) -> None:
+    """Folders 0755 and files 0644 from ``top`` down."""
+    top.chmod(0o755)
+    for folder, dirs, files in os.walk(top):
+        for name in dirs:
+            os.chmod(os.path.join(folder, name), 0o755)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o644)
 
 
 # -- files changing while they are hashed --------------------------------------

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import codecs
 import os
+import pickle
+import shutil
 import socket
+import tempfile
 import time
+import traceback
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TypeVar
 
 import blake3
 import pytest
@@ -26,6 +33,7 @@ from globus_auto.scan import (
 )
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+Result = TypeVar("Result")
 
 
 @pytest.fixture
@@ -171,14 +179,63 @@ def test_special_files_and_bad_names_are_problems_not_failures(
     assert again.hashed_files == 0
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
-def test_unreadable_file_is_a_problem(tmp_path: Path, store: Datastore) -> None:
-    src = tmp_path / "src"
+NOBODY = 65534  # uid and gid of nobody/nogroup
+
+
+def test_unreadable_file_is_a_problem(tmp_path: Path) -> None:
+    """Root reads every file, so as root the scan runs in a child as nobody, on
+    a tree and a datastore under a fresh folder in /tmp that nobody owns."""
+    if os.geteuid() != 0:
+        problems, sent = scan_unreadable(tmp_path)
+    else:
+        base = Path(tempfile.mkdtemp(dir="/tmp"))
+        try:
+            os.chown(base, NOBODY, NOBODY)
+            problems, sent = in_child_as(NOBODY, lambda: scan_unreadable(base))
+        finally:
+            shutil.rmtree(base)
+    assert "cannot be read" in problems[b"secret"]
+    assert sent == {b"ok"}
+
+
+def scan_unreadable(base: Path) -> tuple[dict[bytes, str], set[bytes]]:
+    """Scan a tree under ``base`` with one 000 file; its problems and pending."""
+    src = base / "src"
     make_tree(src, {"ok": b"fine", "secret": b"s"})
     (src / "secret").chmod(0)
+    store = open_datastore(base / "state", NOW)
     summary = scan(store, src)
-    assert "cannot be read" in dict(summary.problems)[b"secret"]
-    assert set(pending(store)) == {b"ok"}
+    return dict(summary.problems), set(pending(store))
+
+
+def in_child_as(user: int, work: Callable[[], Result]) -> Result:
+    """``work()``'s result, computed in a forked child running as ``user``."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        os.close(read_end)
+        code = 1
+        try:
+            # The stdlib may be unreadable by ``user`` (here it lives under
+            # /root): load the codec the scan's problem log lines use first.
+            codecs.lookup("unicode_escape")
+            os.setgroups([])
+            os.setgid(user)
+            os.setuid(user)
+            result: object = ("ok", work())
+            code = 0
+        except BaseException:
+            result = ("error", traceback.format_exc())
+        finally:
+            with os.fdopen(write_end, "wb") as out:
+                pickle.dump(result, out)
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as incoming:
+        outcome, value = pickle.load(incoming)
+    os.waitpid(pid, 0)
+    assert outcome == "ok", value
+    return value  # type: ignore[no-any-return]
 
 
 def test_missing_source_and_empty_source_with_tracked_files(tmp_path: Path) -> None:
