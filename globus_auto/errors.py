@@ -17,7 +17,8 @@ EXIT_CODES_HELP = """\
 \b
 Exit codes:
   0  success, nothing to do, or skipped because another run holds the lock
-  1  unexpected error (see the log), or a run has held the lock too long
+  1  unexpected error (see the log), files that cannot be sent (see status),
+     or a run has held the lock too long
   2  usage or configuration error
   3  login or consent required
   4  an endpoint is not ready

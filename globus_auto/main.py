@@ -317,7 +317,10 @@ def _print_report(report: JobReport, verbose: int, dry_run: bool) -> None:
         return
     if report.exit_code:
         for problem in report.problems:
-            click.echo(f"globus-auto: {report.job}: {problem.what_happened}", err=True)
+            # One line each; a problem's details (a list of files) go to the
+            # mail and the log.
+            happened = problem.what_happened.splitlines()[0]
+            click.echo(f"globus-auto: {report.job}: {happened}", err=True)
             click.echo(
                 f"globus-auto: {report.job}: to fix: {problem.what_to_do}", err=True
             )

@@ -318,10 +318,11 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _report_unsendable(job: Job, job_id: int, env: RunEnv, report: JobReport) -> None:
-    """Alert, without failing the run, about files the scan cannot send.
+    """Report files the scan cannot send; the rest of the run goes on.
 
-    Why: otherwise they would be a silent gap at the destination. Their names
-    are shown with control characters escaped, so a name cannot shape the mail.
+    Why: otherwise they would be a silent gap at the destination, so the run
+    ends non-zero (1) and alerts (once per ALERT_REPEAT_HOURS). Their names are
+    shown with control characters escaped, so a name cannot shape the mail.
     Their own kind: an open alert about them must not hide a later unmount.
     """
     count = env.store.count_problems(job_id, besides=SYMLINK_NOTE)
@@ -336,18 +337,20 @@ def _report_unsendable(job: Job, job_id: int, env: RunEnv, report: JobReport) ->
     if count > len(shown):
         lines.append(f"... and {count - len(shown)} more")
     config = f"--config {env.settings.config_path}"
-    report.problems.append(
+    report.fail(
         Problem(
             job=job.name,
             kind=Kind.UNSENDABLE,
             summary=_SUMMARIES[Kind.UNSENDABLE],
-            what_happened=f"{count} files in {job.src_local_dir} cannot be sent "
-            "as they are:\n" + "\n".join(lines),
+            what_happened=f"{count} {'file' if count == 1 else 'files'} in "
+            f"{job.src_local_dir} cannot be sent "
+            f"as they are (the first: {lines[0]}):\n" + "\n".join(lines),
             what_to_do="Rename them or fix their permissions; list them with: "
             f"globus-auto {config} status --job {job.name}",
             next_attempt="Every run looks at them again and sends them once it can.",
             pending_files=count,
-        )
+        ),
+        EXIT_UNEXPECTED,
     )
 
 

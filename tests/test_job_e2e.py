@@ -261,9 +261,17 @@ def test_invalid_utf8_name_is_reported_and_the_rest_delivered(setup: Any) -> Non
     with open(os.fsencode(src) + b"/bad-\xff-name", "wb") as handle:
         handle.write(b"x")
     result = run(config, "run", "--wait")
-    assert result.exit_code == 0, result.output
+    # The rest is delivered, and the run says, in one line, what it could not do.
+    assert result.exit_code == 1, result.output
     assert (dst / "a.txt").read_bytes() == b"alpha"
     assert not any(b"bad-" in name for name in os.listdir(os.fsencode(dst)))
+    lines = [line for line in result.output.splitlines() if "cannot be sent" in line]
+    assert len(lines) == 1 and "bad-\\xff-name" in lines[0]
+    assert "not valid UTF-8" in lines[0]
+    assert "Traceback" not in result.output
+    # Nothing else pending: the next run has nothing new to send but still says so.
+    again = run(config, "run")
+    assert again.exit_code == 1 and "cannot be sent" in again.output
 
 
 def test_dry_run_lists_and_changes_nothing(setup: Any) -> None:

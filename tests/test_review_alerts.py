@@ -45,9 +45,9 @@ def subjects(world: World) -> list[str]:
 
 def test_unmount_is_mailed_while_unsendable_files_are_open(world: World) -> None:
     os.mkfifo(world.src / "pipe")
-    assert world.run().exit_code == 0
+    assert world.run().exit_code == 1  # the rest is sent; the pipe cannot be
     assert subjects(world) == [PREFIX + "some files cannot be sent"]
-    assert world.run().exit_code == 0  # still there: no second mail
+    assert world.run().exit_code == 1  # still there: no second mail
     assert len(world.mails()) == 1
 
     for child in list(world.src.iterdir()):  # unmounted: an empty mount point
@@ -76,7 +76,7 @@ def test_unmount_is_mailed_while_unsendable_files_are_open(world: World) -> None
 
 def test_unsendable_alert_of_an_earlier_version_is_taken_over(world: World) -> None:
     os.mkfifo(world.src / "pipe")
-    assert world.run().exit_code == 0
+    assert world.run().exit_code == 1
     datastore = world.state_dir / "datastore"
     with sqlite3.connect(datastore) as conn:  # as versions before its own kind kept it
         (record,) = conn.execute("SELECT record FROM alerts").fetchone()
@@ -87,7 +87,7 @@ def test_unsendable_alert_of_an_earlier_version_is_taken_over(world: World) -> N
             (json.dumps(values),),
         )
     conn.close()
-    assert world.run().exit_code == 0
+    assert world.run().exit_code == 1
     assert subjects(world) == [PREFIX + "some files cannot be sent"]
     assert alert_kinds(datastore) == {("default", "unsendable-files")}
 
