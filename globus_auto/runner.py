@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import signal
+import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -145,6 +146,10 @@ def run_job(job: Job, env: RunEnv, opts: RunOptions) -> JobReport:
         _report_locked(job, env, report, held)
     except GlobusAutoError as exc:
         _report_error(job, env, report, exc)
+    except sqlite3.DatabaseError as exc:  # a page damaged since the last quick_check
+        env.store.check_integrity_at_next_open()
+        damaged = DatastoreError(f"the datastore {env.store.path} is damaged: {exc}")
+        _report_error(job, env, report, damaged)
     return report
 
 
