@@ -47,6 +47,10 @@ SYMLINK_NOTE = "symbolic link: not followed, not sent"
 RACY_NS = 2_000_000_000
 SECOND_NS = 1_000_000_000
 
+# The first changed files of a scan are hashed in the walking thread; past
+# this many, a thread pool overlaps their reads (a first run, many changes).
+HASH_INLINE_FIRST = 32
+
 BATCH_FILES = 2000
 BATCH_BYTES = 1 << 30
 MAX_IN_FLIGHT = 64
@@ -666,6 +670,15 @@ class Scanner:
                 self.summary.new += 1
             else:
                 self.summary.changed += 1
+            if (
+                self.summary.new + self.summary.changed <= HASH_INLINE_FIRST
+                and (entry[1] or 0) < MMAP_THRESHOLD
+            ):
+                # A few small changes: hashing them here is cheaper than
+                # handing the GIL back and forth with a pool thread.
+                self._take(hash_file(self.root, entry))
+                self._maybe_flush()
+                return
             in_flight.append(pool.submit(hash_file, self.root, entry))
             while len(in_flight) > MAX_IN_FLIGHT or (in_flight and in_flight[0].done()):
                 self._take(in_flight.popleft().result())

@@ -483,11 +483,12 @@ class TransferService:
         limit = _int_param(req, "limit", 100000, 100000)
         offset = _int_param(req, "offset", 0, 10**9)
         show_hidden = _bool_param(req.arg("show_hidden"), True)
-        entries = self._list_dir(collection, local, str(pure))
+        names = self._list_dir(collection, local, str(pure))
         if not show_hidden:
-            entries = [e for e in entries if not e["name"].startswith(".")]
-        entries.sort(key=lambda e: e["name"])
-        page = entries[offset : offset + limit]
+            names = [name for name in names if not name.startswith(".")]
+        names.sort()
+        # Documents (an lstat each) only for the page asked for.
+        page = [self._file_doc(collection, local / n) for n in names[offset:][:limit]]
         absolute = str(pure).rstrip("/") + "/"
         return Response(
             200,
@@ -500,16 +501,15 @@ class TransferService:
                 "path": absolute,
                 "rename_supported": True,
                 "symlink_supported": False,
-                "total": len(entries),
+                "total": len(names),
                 "limit": limit,
                 "offset": offset,
-                "has_next_page": offset + len(page) < len(entries),
+                "has_next_page": offset + len(page) < len(names),
             },
         )
 
-    def _list_dir(
-        self, collection: Collection, local: Path, cpath: str
-    ) -> list[JSONDict]:
+    def _list_dir(self, collection: Collection, local: Path, cpath: str) -> list[str]:
+        """The names in a collection's directory, or the error Globus gives."""
         try:
             if not local.is_dir():
                 if local.exists():
@@ -531,7 +531,7 @@ class TransferService:
                 "EndpointPermissionDenied",
                 f"Permission denied listing '{cpath}'",
             ) from None
-        return [self._file_doc(collection, local / name) for name in names]
+        return names
 
     @staticmethod
     def _file_doc(collection: Collection, path: Path) -> JSONDict:
