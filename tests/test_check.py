@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import helpers_e2e
 from click.testing import CliRunner, Result
 from emulator_fixtures import TestEmulator
 from smtp_fixtures import SmtpTestServer
@@ -15,26 +16,11 @@ from globus_auto.main import cli
 
 
 def write_config(tmp_path: Path, emulator: TestEmulator, **extra: Any) -> Path:
-    """A 0600 config.py: one job from the source's /data to the destination's
-    /backup/data, with the emulator's confidential client and STATE_DIR in tmp."""
-    local = emulator.src_root / "data"
-    local.mkdir(exist_ok=True)
-    (local / "one.txt").write_bytes(b"1")
-    values: dict[str, Any] = {
-        "CLIENT_ID": emulator.confidential_client_id,
-        "CLIENT_SECRET": emulator.confidential_client_secret,
-        "SRC_ID": emulator.src_id,
-        "SRC_DIR": "/data",
-        "SRC_LOCAL_DIR": str(local),
-        "DST_ID": emulator.dst_id,
-        "DST_DIR": "/backup/data",
-        "STATE_DIR": str(tmp_path / "state"),
-        **extra,
-    }
-    path = tmp_path / "config.py"
-    path.write_text("".join(f"{k} = {v!r}\n" for k, v in values.items()))
-    path.chmod(0o600)
-    return path
+    """A 0600 config.py: one job from the source's /data (holding one file) to
+    the destination's /backup/data, with STATE_DIR in tmp."""
+    (helpers_e2e.src_data(emulator) / "one.txt").write_bytes(b"1")
+    values: dict[str, Any] = {"DST_DIR": "/backup/data", **extra}
+    return helpers_e2e.write_config(tmp_path / "config.py", emulator, **values)
 
 
 def invoke(config: Path, *args: str) -> Result:

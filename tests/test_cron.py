@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import helpers_e2e
 import pytest
 from click.testing import CliRunner
 from emulator_fixtures import TestEmulator
@@ -22,23 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 def write_config(tmp_path: Path, emulator: TestEmulator, **extra: Any) -> Path:
     """A 0600 config.py: one job from the source's /data to the destination's
     /backup, with the emulator's confidential client and STATE_DIR in tmp."""
-    local = emulator.src_root / "data"
-    local.mkdir(exist_ok=True)
-    values: dict[str, Any] = {
-        "CLIENT_ID": emulator.confidential_client_id,
-        "CLIENT_SECRET": emulator.confidential_client_secret,
-        "SRC_ID": emulator.src_id,
-        "SRC_DIR": "/data",
-        "SRC_LOCAL_DIR": str(local),
-        "DST_ID": emulator.dst_id,
-        "DST_DIR": "/backup",
-        "STATE_DIR": str(tmp_path / "state"),
-        **extra,
-    }
-    path = tmp_path / "config.py"
-    path.write_text("".join(f"{k} = {v!r}\n" for k, v in values.items()))
-    path.chmod(0o600)
-    return path
+    return helpers_e2e.write_config(tmp_path / "config.py", emulator, **extra)
 
 
 @pytest.mark.parametrize(

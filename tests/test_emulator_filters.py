@@ -19,6 +19,7 @@ import globus_sdk
 import pytest
 from click.testing import CliRunner
 from emulator_fixtures import TestEmulator
+from helpers_e2e import write_config
 
 from globus_auto.main import cli
 
@@ -273,24 +274,6 @@ def test_a_rule_without_type_or_with_null_type_applies_to_both(
 
 
 # ------------------------------------------------------------ end to end
-
-
-def write_config(path: Path, emu: TestEmulator, **extra: Any) -> Path:
-    """A 0600 config.py for one job from /data to /backup, plus ``extra``."""
-    values = {
-        "CLIENT_ID": emu.confidential_client_id,
-        "CLIENT_SECRET": emu.confidential_client_secret,
-        "SRC_ID": emu.src_id,
-        "SRC_DIR": "/data",
-        "SRC_LOCAL_DIR": str(emu.src_root / "data"),
-        "DST_ID": emu.dst_id,
-        "DST_DIR": "/backup",
-        "STATE_DIR": str(path.parent / "state"),
-        **extra,
-    }
-    path.write_text("".join(f"{k} = {v!r}\n" for k, v in values.items()))
-    path.chmod(0o600)
-    return path
 
 
 def test_globus_auto_exclude_name_suffixes_go_as_filter_rules(

@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import helpers_e2e
 import pytest
 from click.testing import CliRunner, Result
 from emulator_fixtures import TestEmulator
@@ -26,20 +27,7 @@ DST_DIR = "/backup"
 def write_config(
     path: Path, emu: TestEmulator, dst_dir: str = DST_DIR, **extra: Any
 ) -> Path:
-    lines = {
-        "CLIENT_ID": emu.confidential_client_id,
-        "CLIENT_SECRET": emu.confidential_client_secret,
-        "SRC_ID": emu.src_id,
-        "SRC_DIR": SRC_DIR,
-        "SRC_LOCAL_DIR": str(emu.src_root / "data"),
-        "DST_ID": emu.dst_id,
-        "DST_DIR": dst_dir,
-        "STATE_DIR": str(path.parent / "state"),
-        **extra,
-    }
-    path.write_text("".join(f"{k} = {v!r}\n" for k, v in lines.items()))
-    path.chmod(0o600)
-    return path
+    return helpers_e2e.write_config(path, emu, DST_DIR=dst_dir, **extra)
 
 
 def run(config: Path, *args: str) -> Result:

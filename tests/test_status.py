@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import helpers_e2e
 from click.testing import CliRunner, Result
 from emulator_fixtures import TestEmulator
 
@@ -17,23 +18,7 @@ from globus_auto.main import cli
 def write_config(tmp_path: Path, emulator: TestEmulator, **extra: Any) -> Path:
     """A 0600 config.py: one job from the source's /data to the destination's
     /backup, with the emulator's confidential client and STATE_DIR in tmp."""
-    local = emulator.src_root / "data"
-    local.mkdir(exist_ok=True)
-    values: dict[str, Any] = {
-        "CLIENT_ID": emulator.confidential_client_id,
-        "CLIENT_SECRET": emulator.confidential_client_secret,
-        "SRC_ID": emulator.src_id,
-        "SRC_DIR": "/data",
-        "SRC_LOCAL_DIR": str(local),
-        "DST_ID": emulator.dst_id,
-        "DST_DIR": "/backup",
-        "STATE_DIR": str(tmp_path / "state"),
-        **extra,
-    }
-    path = tmp_path / "config.py"
-    path.write_text("".join(f"{k} = {v!r}\n" for k, v in values.items()))
-    path.chmod(0o600)
-    return path
+    return helpers_e2e.write_config(tmp_path / "config.py", emulator, **extra)
 
 
 def invoke(config: Path, *args: str) -> Result:
