@@ -349,35 +349,34 @@ class Datastore:
                 [(job, path) for path in gone],
             )
 
+    @staticmethod
+    def _pending_where(
+        job: int, modified_before_ns: int | None
+    ) -> tuple[str, tuple[object, ...]]:
+        """FROM/WHERE of the files whose observed digest is not delivered."""
+        sql = (
+            " FROM files INDEXED BY files_pending WHERE job = ?"
+            " AND digest IS NOT NULL AND delivered IS NOT digest"
+        )
+        if modified_before_ns is None:
+            return sql, (job,)
+        return sql + " AND mtime_ns <= ?", (job, modified_before_ns)
+
     def pending_files(
         self, job: int, modified_before_ns: int | None = None
     ) -> Iterator[PendingFile]:
         """Files whose observed digest is not delivered, oldest-enough only."""
-        sql = (
-            "SELECT path, size, digest, delivered IS NULL FROM files"
-            " INDEXED BY files_pending WHERE job = ?"
-            " AND digest IS NOT NULL AND delivered IS NOT digest"
-        )
-        args: tuple[object, ...] = (job,)
-        if modified_before_ns is not None:
-            sql += " AND mtime_ns <= ?"
-            args = (job, modified_before_ns)
-        for row in self._conn.execute(sql + " ORDER BY path", args):
+        where, args = self._pending_where(job, modified_before_ns)
+        sql = "SELECT path, size, digest, delivered IS NULL" + where + " ORDER BY path"
+        for row in self._conn.execute(sql, args):
             yield PendingFile(row[0], int(row[1]), row[2], bool(row[3]))
 
     def pending_totals(
         self, job: int, modified_before_ns: int | None = None
     ) -> tuple[int, int]:
         """(files, bytes) observed but not yet delivered (old enough only)."""
-        sql = (
-            "SELECT count(*), coalesce(sum(size), 0) FROM files"
-            " INDEXED BY files_pending WHERE job = ?"
-            " AND digest IS NOT NULL AND delivered IS NOT digest"
-        )
-        args: tuple[object, ...] = (job,)
-        if modified_before_ns is not None:
-            sql += " AND mtime_ns <= ?"
-            args = (job, modified_before_ns)
+        where, args = self._pending_where(job, modified_before_ns)
+        sql = "SELECT count(*), coalesce(sum(size), 0)" + where
         row = self._conn.execute(sql, args).fetchone()
         return int(row[0]), int(row[1])
 
