@@ -68,7 +68,6 @@ TOKEN_MARGIN_SECONDS = 60
 APP_NAME = "globus-auto"
 TRANSFER_RS = "transfer.api.globus.org"
 TRANSFER_SCOPE = "urn:globus:auth:scope:transfer.api.globus.org:all"
-DATA_ACCESS_KEY = "data_access_collections"
 # A login asks for consents, then checks every collection; a collection found
 # needing one more consent costs one more round. Three rounds cover any config.
 MAX_LOGIN_ROUNDS = 3

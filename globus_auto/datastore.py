@@ -90,7 +90,6 @@ CREATE TABLE IF NOT EXISTS runs (
     bytes_sent INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS runs_job ON runs (job, id);
-CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 # Task states kept in ``tasks.state``.
@@ -411,15 +410,6 @@ class Datastore:
         )
         return [_task(r) for r in rows]
 
-    def last_tasks(self, job: int, limit: int = 5) -> list[TaskRecord]:
-        rows = self._conn.execute(
-            "SELECT submission_id, job, task_id, state, recursive, files, bytes,"
-            " created, submitted, globus_status, detail FROM tasks"
-            " WHERE job = ? ORDER BY created DESC LIMIT ?",
-            (job, limit),
-        )
-        return [_task(r) for r in rows]
-
     def prepare_task(
         self,
         job: int,
@@ -627,21 +617,6 @@ class Datastore:
             )
             for r in rows
         ]
-
-    def get_value(self, key: str) -> str | None:
-        row = self._conn.execute(
-            "SELECT value FROM kv WHERE key = ?", (key,)
-        ).fetchone()
-        return None if row is None else str(row[0])
-
-    def set_value(self, key: str, value: str | None) -> None:
-        with self.transaction() as tx:
-            if value is None:
-                tx.execute("DELETE FROM kv WHERE key = ?", (key,))
-            else:
-                tx.execute(
-                    "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, value)
-                )
 
 
 def _task(row: Sequence[object]) -> TaskRecord:

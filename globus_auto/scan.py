@@ -257,19 +257,7 @@ def _leaf_runs(
             stats = []
             kinds = [_kind(fd, n) for n in chunk]
         if stats and kinds.count(stat.S_IFREG) == len(chunk) and _names_ok(chunk):
-            # The hot loop of a run with nothing changed: a tuple per file.
-            yield [
-                (
-                    prefix + n,
-                    st.st_size,
-                    st.st_mtime_ns,
-                    st.st_ctime_ns,
-                    st.st_ino,
-                    True,
-                    None,
-                )
-                for n, st in zip(chunk, stats, strict=True)
-            ]
+            yield _rows(prefix, chunk, stats)
             continue
         if stat.S_IFDIR in kinds:
             # A subdirectory appeared after the link count was read: the rest
@@ -362,25 +350,24 @@ def _file_runs(
         chunk = names[start : start + RUN_FILES]
         if _names_ok(chunk):
             try:
-                # The hot loop of a run with nothing changed: one lstat per
-                # file, relative to the folder's descriptor, and one tuple.
-                yield [
-                    (
-                        prefix + n,
-                        st.st_size,
-                        st.st_mtime_ns,
-                        st.st_ctime_ns,
-                        st.st_ino,
-                        True,
-                        None,
-                    )
-                    for n in chunk
-                    for st in (_lstat(n, dir_fd=fd),)
-                ]
-                continue
+                stats = [_lstat(n, dir_fd=fd) for n in chunk]
             except OSError:
                 pass  # a file vanished or cannot be stat'ed: one by one
+            else:
+                yield _rows(prefix, chunk, stats)
+                continue
         yield [e for e in (_file_entry(fd, prefix, n) for n in chunk) if e is not None]
+
+
+def _rows(
+    prefix: bytes, names: list[bytes], stats: list[os.stat_result]
+) -> list[EntryRow]:
+    """The hot loop of a run with nothing changed: one tuple per regular file,
+    from one lstat each (relative to the folder's descriptor)."""
+    return [
+        (prefix + n, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, True, None)
+        for n, st in zip(names, stats, strict=True)
+    ]
 
 
 def _names_ok(names: list[bytes]) -> bool:
@@ -432,11 +419,6 @@ def _special_problem(mode: int) -> str:
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
         return "device file: not a regular file, not sent"
     return "not a regular file, not sent"
-
-
-def same_stat(entry: EntryRow, row: StoredRow) -> bool:
-    """True when the row describes this entry exactly and was fully read."""
-    return entry[1:] == row[1:]
 
 
 class RowStream:

@@ -65,7 +65,7 @@ def test_dry_run_holds_no_write_lock_and_leaves_the_datastore_as_it_was(
         other = sqlite3.connect(state / "datastore", timeout=0, isolation_level=None)
         try:
             other.execute("BEGIN IMMEDIATE")
-            other.execute("INSERT INTO kv (key, value) VALUES ('other', 'job')")
+            other.execute("INSERT INTO meta (key, value) VALUES ('other', 'job')")
             other.execute("ROLLBACK")
             seen.append("wrote")
         except sqlite3.OperationalError as exc:
@@ -92,14 +92,14 @@ def test_private_copy_is_0600_in_a_0700_folder_and_removed(
 
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
     store = open_datastore(tmp_path / "state", now)
-    store.set_value("k", "real")
+    store.put_alert("job", "kind", {"k": "real"})
     with store.private_copy(now) as copy:
-        assert copy.get_value("k") == "real"
-        copy.set_value("k", "dry")
+        assert copy.alert_rows("job") == [{"k": "real"}]
+        copy.put_alert("job", "kind", {"k": "dry"})
         assert copy.path.stat().st_mode & 0o777 == 0o600
         assert copy.path.parent.stat().st_mode & 0o777 == 0o700
         folder = copy.path.parent
-    assert store.get_value("k") == "real"
+    assert store.alert_rows("job") == [{"k": "real"}]
     assert not folder.exists()
     store.close()
 

@@ -680,19 +680,11 @@ class AuthService:
         with self.state.lock:
             token = self._auth_bearer(req)
             identity = self._identity_by_id(token.identity_id)
-        body: JSONDict = {
-            "sub": identity["id"],
-            "preferred_username": identity["username"],
-            "name": identity.get("name"),
-            "email": identity.get("email"),
-            "organization": identity.get("organization"),
-            "identity_provider": identity["identity_provider"],
-            "identity_provider_display_name": identity.get(
-                "identity_provider_display_name"
-            ),
-            "last_authentication": int(time.time()),
-            "identity_set": [self._identity_set_entry(identity)],
-        }
+        entry = self._identity_set_entry(identity)
+        # userinfo names the username "preferred_username" (OpenID Connect).
+        body: JSONDict = {k: v for k, v in entry.items() if k != "username"}
+        body["preferred_username"] = entry["username"]
+        body["identity_set"] = [entry]
         return Response(200, body)
 
     def openid_configuration(self, req: Request) -> Response:
