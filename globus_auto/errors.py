@@ -81,3 +81,7 @@ class GlobusUnavailable(GlobusAutoError):
     """Globus could not be reached or answered with a server error."""
 
     exit_code = EXIT_UNEXPECTED
+
+
+class NotifyError(GlobusAutoError):
+    """A mail or a heartbeat ping could not be delivered."""

@@ -8,18 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from globus_auto.alerts import (
-    AlertKey,
+from globus_auto.alerts.message import compose
+from globus_auto.alerts.policy import (
     AlertRecord,
-    Kind,
     Outgoing,
-    Problem,
-    compose,
-    header_safe,
-    human_bytes,
     plan_alerts,
     record_after_send,
 )
+from globus_auto.problems import AlertKey, Kind, Problem
+from globus_auto.text import header_safe, human_bytes
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 DAY = timedelta(hours=24)

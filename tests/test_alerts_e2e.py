@@ -24,11 +24,13 @@ import pytest
 from emulator_fixtures import TestEmulator
 from smtp_fixtures import SmtpTestServer
 
-from globus_auto import alerting
+from globus_auto.alerts import delivery
+from globus_auto.alerts import store as alert_store
+from globus_auto.engine.report import JobReport, RunOptions
+from globus_auto.engine.session import run_session
 from globus_auto.errors import ConfigError
-from globus_auto.main import execute
-from globus_auto.runner import JobReport, RunOptions
-from globus_auto.settings import Settings, load_settings
+from globus_auto.settings.model import Settings
+from globus_auto.settings.source import load_settings
 
 SRC_DIR = "/data"
 DST_DIR = "/backup"
@@ -98,7 +100,7 @@ class World:
 
     def run(self, wait: bool = True) -> JobReport:
         settings = self.settings()
-        (report,) = execute(
+        (report,) = run_session(
             settings,
             settings.jobs,
             RunOptions(wait=wait, timeout=30),
@@ -338,7 +340,7 @@ def test_datastore_that_cannot_be_opened_is_mailed_once(world: World) -> None:
     assert world.mails()[1]["Subject"] == (
         PREFIX + "resolved: the datastore is not usable"
     )
-    assert not (world.state_dir / alerting.FALLBACK_FILE).exists()
+    assert not (world.state_dir / alert_store.FALLBACK_FILE).exists()
 
 
 def test_unexpected_error_names_the_log(world: World) -> None:
@@ -433,7 +435,7 @@ def test_jobs_without_own_recipients_get_the_global_ones(world: World) -> None:
     (world.emu.src_root / "own" / "f").write_bytes(b"f")
     world.emu.set_collection(world.emu.dst_id, connected=False)
     settings = world.settings()
-    reports = execute(
+    reports = run_session(
         settings, settings.jobs, RunOptions(), interactive=False, now=world.clock
     )
     assert [r.exit_code for r in reports] == [4, 4]
@@ -503,7 +505,7 @@ def test_heartbeat_that_hangs_or_is_down_does_not_hold_the_run(
 ) -> None:
     url, _hits, handler = monitor
     handler.delay = 3.0
-    monkeypatch.setattr(alerting, "HEARTBEAT_TIMEOUT", 0.5)
+    monkeypatch.setattr(delivery, "HEARTBEAT_TIMEOUT", 0.5)
     world.extra["HEARTBEAT_URL"] = url
     started = time.monotonic()
     assert world.run().exit_code == 0

@@ -31,9 +31,10 @@ import requests
 from emulator_fixtures import TestEmulator
 from smtp_fixtures import SmtpTestServer
 
-from globus_auto import auth
 from globus_auto.emulator import Emulator
-from globus_auto.settings import load_settings
+from globus_auto.globus.consents import stored_data_access
+from globus_auto.globus.tokens import token_health, tokens_lock
+from globus_auto.settings.source import load_settings
 
 URL_RE = re.compile(rb"(http://\S+/v2/oauth2/authorize\?\S+)")
 CODE_RE = re.compile(r'id="auth-code">([^<]+)<')
@@ -315,7 +316,7 @@ def test_login_as_a_person_then_runs_need_no_prompt(site: Site) -> None:
     assert mode(site.state) == 0o700
     for name in ("tokens.json", "data_access.json", "auth_state.json"):
         assert mode(site.state / name) == 0o600, name
-    assert auth.stored_data_access(load_settings(site.config)) == tuple(
+    assert stored_data_access(load_settings(site.config)) == tuple(
         sorted([site.src_id, site.dst_id])
     )
     # The collections now enforce data_access: the login's consents cover them.
@@ -376,7 +377,7 @@ def test_a_login_gone_bad_exits_3_with_one_alert_and_no_change(
     assert records(site) == before
     (mail,) = site.smtp.wait_for(1)
     assert "login" in str(mail["Subject"]).lower()
-    health = auth.token_health(load_settings(site.config))
+    health = token_health(load_settings(site.config))
     assert health["last_error"]
     assert run_cli(site, "run").returncode == 3
     assert records(site) == before
@@ -386,7 +387,7 @@ def test_a_login_gone_bad_exits_3_with_one_alert_and_no_change(
     assert login(site) == 1  # the consents are known: one round
     assert run_cli(site, "run", "--wait").returncode == 0
     assert (site.dst / "a.txt").exists()
-    assert auth.token_health(load_settings(site.config))["last_error"] is None
+    assert token_health(load_settings(site.config))["last_error"] is None
     assert_no_secrets(site)
 
 
@@ -422,7 +423,7 @@ def test_a_collection_newly_requiring_consent(
 
     # Logging in again finds the consent Globus asks for and requests it.
     assert login(site) == 2
-    assert guest in auth.stored_data_access(load_settings(site.config))
+    assert guest in stored_data_access(load_settings(site.config))
     assert run_cli(site, "run", "--wait").returncode == 0
     assert (site.dst / "new.txt").read_text() == "new\n"
     assert_no_secrets(site)
@@ -452,7 +453,7 @@ def test_a_collection_added_to_the_config_needs_a_login(
     # The stored login still works, so the new collection is looked at first
     # and its consent asked for in a single round.
     assert login(site) == 1
-    assert added in auth.stored_data_access(load_settings(site.config))
+    assert added in stored_data_access(load_settings(site.config))
     emu.set_collection(added, requires_consent=True)
     assert run_cli(site, "run", "--wait").returncode == 0
     assert (emu.state.collections[added].root / "backup" / "a.txt").exists()
@@ -479,7 +480,7 @@ def test_service_account_needs_no_login_and_gets_data_access(
     assert result.returncode == 0, result.stderr
     assert (site.dst / "a.txt").read_text() == "first file\n"
     settings = load_settings(site.config)
-    assert auth.stored_data_access(settings) == tuple(
+    assert stored_data_access(settings) == tuple(
         sorted([emulator.src_id, emulator.dst_id])
     )
     (site.src / "more.txt").write_text("more\n")
@@ -488,7 +489,7 @@ def test_service_account_needs_no_login_and_gets_data_access(
     login_message = run_cli(site, "login")
     assert login_message.returncode == 0
     assert "service account" in login_message.stdout
-    health = auth.token_health(settings)
+    health = token_health(settings)
     assert health["kind"] == "service account"
     assert health["keepalive_due"] is False
     site.outputs.append(json.dumps(health))
@@ -513,11 +514,11 @@ def test_keepalive_renews_unused_tokens_and_is_quiet_otherwise(site: Site) -> No
 
     old_refresh = stored_tokens(site)["transfer.api.globus.org"]["refresh_token"]
     _age_tokens(site, 31)
-    assert auth.token_health(load_settings(site.config))["keepalive_due"] is True
+    assert token_health(load_settings(site.config))["keepalive_due"] is True
     assert run_cli(site, "run").returncode == 0
     new_refresh = stored_tokens(site)["transfer.api.globus.org"]["refresh_token"]
     assert new_refresh != old_refresh
-    health = auth.token_health(load_settings(site.config))
+    health = token_health(load_settings(site.config))
     assert health["keepalive_due"] is False
     last_used = datetime.fromisoformat(health["last_used"])
     assert datetime.now(timezone.utc) - last_used < timedelta(minutes=1)
@@ -536,15 +537,15 @@ def test_keepalive_renews_unused_tokens_and_is_quiet_otherwise(site: Site) -> No
     assert records(site) == before
     (mail,) = site.smtp.wait_for(1)
     assert "login" in str(mail["Subject"]).lower()
-    assert auth.token_health(load_settings(site.config))["last_error"]
+    assert token_health(load_settings(site.config))["last_error"]
     assert_no_secrets(site)
 
 
 def test_token_health_shows_no_secrets(site: Site) -> None:
     settings = load_settings(site.config)
-    assert auth.token_health(settings)["kind"] == "none"
+    assert token_health(settings)["kind"] == "none"
     login(site)
-    health = auth.token_health(settings)
+    health = token_health(settings)
     assert health["kind"] == "user login"
     assert health["tokens_file"] == str(site.tokens)
     assert health["tokens_file_mode"] == "0600"
@@ -674,15 +675,16 @@ def test_end_of_input_at_the_login_offer_is_a_decline(site: Site) -> None:
 REFRESHER = """
 import pathlib, sys, time
 import globus_sdk
-from globus_auto import auth
-from globus_auto.settings import load_settings
+from globus_auto.globus.app import build_app
+from globus_auto.globus.consents import TRANSFER_RS, stored_data_access
+from globus_auto.settings.source import load_settings
 
 config, ready, go, collection = sys.argv[1:]
 settings = load_settings(pathlib.Path(config))
-app = auth.build_app(
-    settings, interactive=False, data_access=auth.stored_data_access(settings)
+app = build_app(
+    settings, interactive=False, data_access=stored_data_access(settings)
 )
-app.get_authorizer(auth.TRANSFER_RS)
+app.get_authorizer(TRANSFER_RS)
 pathlib.Path(ready).touch()
 while not pathlib.Path(go).exists():
     time.sleep(0.005)
@@ -733,7 +735,7 @@ def test_the_tokens_lock_is_reentrant_and_serialises_threads(tmp_path: Path) -> 
     overlaps: list[int] = []
 
     def hold() -> None:
-        with auth.tokens_lock(tmp_path), auth.tokens_lock(tmp_path):
+        with tokens_lock(tmp_path), tokens_lock(tmp_path):
             inside.append(1)
             overlaps.append(len(inside))
             time.sleep(0.02)

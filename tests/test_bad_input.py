@@ -40,11 +40,11 @@ from helpers_e2e import (
 )
 from smtp_fixtures import SmtpTestServer
 
-from globus_auto import scan
-from globus_auto.alerts import Kind
-from globus_auto.datastore import DATASTORE_NAME
+from globus_auto.datastore.opening import DATASTORE_NAME
+from globus_auto.engine import scan, walk
 from globus_auto.lock import lock_path
 from globus_auto.logs import LOG_NAME
+from globus_auto.problems import Kind
 
 GOOD = {
     "good.txt": b"good\n",
@@ -246,9 +246,9 @@ def during_read(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Callable[[], N
     yield actions
 
 
-def entry_for(root: Path, name: str) -> scan.Entry:
+def entry_for(root: Path, name: str) -> walk.Entry:
     st = os.lstat(root / name)
-    return scan.Entry(
+    return walk.Entry(
         name.encode(), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
     )
 

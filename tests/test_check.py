@@ -11,8 +11,8 @@ from click.testing import CliRunner, Result
 from emulator_fixtures import TestEmulator
 from smtp_fixtures import SmtpTestServer
 
-from globus_auto.check import FAIL, Check, format_check
-from globus_auto.main import cli
+from globus_auto.cli.check import FAIL, Check, format_check
+from globus_auto.cli.group import cli
 
 
 def write_config(tmp_path: Path, emulator: TestEmulator, **extra: Any) -> Path:

@@ -28,7 +28,7 @@ from helpers_e2e import (
     write_files,
 )
 
-from globus_auto.datastore import DATASTORE_NAME
+from globus_auto.datastore.opening import DATASTORE_NAME
 from globus_auto.lock import job_lock, lock_path
 from globus_auto.logs import LOG_NAME
 

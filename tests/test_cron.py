@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 from emulator_fixtures import TestEmulator
 
-from globus_auto.cron import crontab_line, schedule_for, shell_command
-from globus_auto.main import cli
+from globus_auto.cli.cron import crontab_line, schedule_for, shell_command
+from globus_auto.cli.group import cli
 
 REPO = Path(__file__).resolve().parent.parent
 

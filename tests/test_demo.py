@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from globus_auto.main import cli
+from globus_auto.cli.group import cli
 
 
 def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:

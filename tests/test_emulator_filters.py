@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from emulator_fixtures import TestEmulator
 from helpers_e2e import write_config
 
-from globus_auto.main import cli
+from globus_auto.cli.group import cli
 
 TRANSFER_SCOPE = "urn:globus:auth:scope:transfer.api.globus.org:all"
 Rule = tuple[str, Literal["include", "exclude"], Literal["file", "dir"] | None]

@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner, Result
 from emulator_fixtures import TestEmulator
 
+from globus_auto.cli.group import cli
 from globus_auto.emulator import Emulator
-from globus_auto.main import cli
 
 SRC_DIR = "/data"
 DST_DIR = "/backup"

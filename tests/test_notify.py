@@ -25,9 +25,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from smtp_fixtures import SmtpTestServer, free_port
 
-from globus_auto.alerts import Kind, Outgoing, Problem, compose, plan_alerts
-from globus_auto.notify import NotifyError, ping_heartbeat, send_mail, send_test_mail
-from globus_auto.settings import SmtpSettings
+from globus_auto.alerts.heartbeat import ping_heartbeat
+from globus_auto.alerts.message import compose
+from globus_auto.alerts.policy import Outgoing, plan_alerts
+from globus_auto.alerts.smtp import NotifyError, send_mail, send_test_mail
+from globus_auto.problems import Kind, Problem
+from globus_auto.settings.model import SmtpSettings
 
 smtp_server = smtp_fixtures.smtp_server
 

@@ -7,14 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from globus_auto import plan
-from globus_auto.datastore import (
-    CorruptDatastore,
-    Datastore,
-    Observed,
-    move_aside,
-    open_datastore,
-)
+from globus_auto.datastore.opening import CorruptDatastore, move_aside, open_datastore
+from globus_auto.datastore.records import Observed
+from globus_auto.datastore.store import Datastore
+from globus_auto.engine import plan
 
 NOW = datetime(2026, 5, 1, tzinfo=timezone.utc)
 

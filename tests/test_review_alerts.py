@@ -18,7 +18,8 @@ from helpers_e2e import alert_kinds, dump_table
 from smtp_fixtures import SmtpTestServer
 from test_alerts_e2e import FILES, PREFIX, World, assert_alert, monitor, tree
 
-from globus_auto import datastore, runner
+from globus_auto.datastore import opening
+from globus_auto.engine import job as job_run
 from globus_auto.errors import DatastoreError
 from globus_auto.lock import job_lock, lock_path
 
@@ -161,7 +162,7 @@ def test_unexpected_error_mail_carries_the_pending_counts(
     def broken(*_args: object) -> None:
         raise RuntimeError("a bug after the scan")
 
-    monkeypatch.setattr(runner, "probe", broken)
+    monkeypatch.setattr(job_run, "probe", broken)
     assert world.run().exit_code == 1
     (mail,) = world.mails()
     assert_alert(mail, "an unexpected error", pending="2 files (2.9 KiB)")
@@ -175,7 +176,7 @@ def test_unusable_datastore_mail_carries_the_pending_counts(
     def refuse(*_args: object) -> None:  # readable, yet not usable for a run
         raise DatastoreError("cannot open the datastore: disk I/O error")
 
-    monkeypatch.setattr(datastore, "open_datastore", refuse)
+    monkeypatch.setattr(opening, "open_datastore", refuse)
     assert world.run().exit_code == 1
     (mail,) = world.mails()
     assert_alert(mail, "the datastore is not usable", pending="2 files (2.9 KiB)")

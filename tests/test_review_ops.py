@@ -15,11 +15,13 @@ from click.testing import CliRunner, Result
 from emulator_fixtures import TestEmulator
 from helpers_e2e import src_data, write_config, write_files
 
-from globus_auto import alerting, runner
+from globus_auto.alerts import delivery
+from globus_auto.cli.group import cli
+from globus_auto.engine import crash as crashpoints
 from globus_auto.errors import EndpointNotReady
-from globus_auto.globus import Gateway, globus_errors
+from globus_auto.globus.errors import globus_errors
+from globus_auto.globus.gateway import Gateway
 from globus_auto.lock import job_lock
-from globus_auto.main import cli
 
 TRANSFER_SCOPE = "urn:globus:auth:scope:transfer.api.globus.org:all"
 
@@ -40,7 +42,7 @@ def state_files(state: Path) -> dict[str, bytes]:
 @pytest.fixture
 def no_crash_hook() -> Iterator[None]:
     yield
-    runner.CRASH_HOOK = None
+    crashpoints.CRASH_HOOK = None
 
 
 # --- 1. a dry run works on a private copy -----------------------------------------
@@ -73,9 +75,9 @@ def test_dry_run_holds_no_write_lock_and_leaves_the_datastore_as_it_was(
         finally:
             other.close()
 
-    runner.CRASH_HOOK = write_beside_the_dry_run
+    crashpoints.CRASH_HOOK = write_beside_the_dry_run
     result = invoke(config, "run", "--dry-run")
-    runner.CRASH_HOOK = None
+    crashpoints.CRASH_HOOK = None
     assert result.exit_code == 0, result.output
     assert seen == ["wrote"]  # mid-run, after its scan wrote what it saw
     assert "2 files would be sent (1 new, 1 changed)" in result.stdout
@@ -88,12 +90,12 @@ def test_private_copy_is_0600_in_a_0700_folder_and_removed(
 ) -> None:
     from datetime import datetime, timezone
 
-    from globus_auto.datastore import open_datastore
+    from globus_auto.datastore.opening import open_datastore, private_copy
 
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
     store = open_datastore(tmp_path / "state", now)
     store.put_alert("job", "kind", {"k": "real"})
-    with store.private_copy(now) as copy:
+    with private_copy(store, now) as copy:
         assert copy.alert_rows("job") == [{"k": "real"}]
         copy.put_alert("job", "kind", {"k": "dry"})
         assert copy.path.stat().st_mode & 0o777 == 0o600
@@ -147,7 +149,7 @@ def test_an_unexpected_error_is_one_line_without_vv_and_always_in_the_log(
 ) -> None:
     config = write_config(tmp_path / "config.py", globus_env)
     write_files(src_data(globus_env), {"a.txt": b"a"})
-    monkeypatch.setattr(alerting, "after_run", boom)  # reaches the top level
+    monkeypatch.setattr(delivery, "after_run", boom)  # reaches the top level
     result = CliRunner().invoke(cli, [*verbose, "--config", str(config), "run"])
     assert result.exit_code == 1
     errors = [line for line in result.stderr.splitlines() if "boom" in line]
@@ -173,10 +175,10 @@ def test_one_job_s_unexpected_error_shows_no_traceback_without_vv(
         if point == "after-scan":
             raise RuntimeError("boom")
 
-    runner.CRASH_HOOK = fail
+    crashpoints.CRASH_HOOK = fail
     quiet = invoke(config, "run")
     loud = CliRunner().invoke(cli, ["-vv", "--config", str(config), "run"])
-    runner.CRASH_HOOK = None
+    crashpoints.CRASH_HOOK = None
     assert quiet.exit_code == loud.exit_code == 1
     assert "Traceback" not in quiet.stderr
     assert "globus-auto: default: unexpected error" in quiet.stderr

@@ -20,17 +20,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from globus_auto.datastore import Datastore, StoredFile, open_datastore
+from globus_auto.datastore.opening import open_datastore
+from globus_auto.datastore.records import StoredFile
+from globus_auto.datastore.store import Datastore
+from globus_auto.engine.scan import Scanner, ScanSummary, check_source, merge
+from globus_auto.engine.walk import Entry, exclude_matcher, walk
 from globus_auto.errors import SourceError
-from globus_auto.scan import (
-    Entry,
-    Scanner,
-    ScanSummary,
-    check_source,
-    exclude_matcher,
-    merge,
-    walk,
-)
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 Result = TypeVar("Result")

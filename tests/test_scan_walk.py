@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from globus_auto import scan
-from globus_auto.datastore import Datastore, open_datastore
+from globus_auto.datastore.opening import open_datastore
+from globus_auto.datastore.store import Datastore
+from globus_auto.engine import scan, walk
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -33,7 +34,7 @@ def run_scan(store: Datastore, root: Path) -> scan.ScanSummary:
             os.fsencode(root),
             lambda observed, gone: store.apply_scan_batch(job, observed, gone),
         )
-        return scanner.run(scan.walk(os.fsencode(root)), store.iter_stored(job, reader))
+        return scanner.run(walk.walk(os.fsencode(root)), store.iter_stored(job, reader))
     finally:
         reader.close()
 
@@ -59,7 +60,7 @@ def test_a_leaf_folder_reports_special_files_and_bad_names(tmp_path: Path) -> No
     sock.bind(str(leaf / "sock"))
     try:
         assert os.stat(leaf).st_nlink == 2  # the leaf path is taken
-        entries = list(scan.walk(os.fsencode(tmp_path)))
+        entries = list(walk.walk(os.fsencode(tmp_path)))
     finally:
         sock.close()
     problems = {e.path: e.problem for e in entries if e.problem}
@@ -85,12 +86,12 @@ def test_a_subdirectory_appearing_in_a_leaf_folder_is_walked_in_order(
     listed = sorted(os.listdir(root))
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        runs = list(scan._leaf_runs(root, b"", fd, listed, None))
+        runs = list(walk._leaf_runs(root, b"", fd, listed, None))
     finally:
         os.close(fd)
     paths = [entry[0] for run in runs for entry in run]
     assert paths == [b"a", b"a.txt/inner", b"a0", b"b", b"c"]
-    assert paths == [e.path for e in scan.walk(root)]
+    assert paths == [e.path for e in walk.walk(root)]
 
 
 def test_big_folders_with_scattered_changes_are_merged_exactly(
@@ -101,7 +102,7 @@ def test_big_folders_with_scattered_changes_are_merged_exactly(
     src = tmp_path / "src"
     big = src / "big"
     big.mkdir(parents=True)
-    count = scan.RUN_FILES * 2 + 37
+    count = walk.RUN_FILES * 2 + 37
     for i in range(count):
         (big / f"f{i:05d}").write_bytes(b"%d" % i)
     (src / "z-last").write_bytes(b"z")
@@ -119,7 +120,7 @@ def test_big_folders_with_scattered_changes_are_merged_exactly(
     for i in gone:
         (big / f"f{i:05d}").unlink()
     (src / "z-last").unlink()
-    for name in ("a-first", "big/f00000a", f"big/f{scan.RUN_FILES:05d}x", "big/zz"):
+    for name in ("a-first", "big/f00000a", f"big/f{walk.RUN_FILES:05d}x", "big/zz"):
         (src / name).write_bytes(b"new")
     again = run_scan(store, src)
     assert (again.changed, again.new, again.gone) == (25, 4, len(gone) + 1)

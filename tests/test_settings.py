@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from globus_auto import settings as s
 from globus_auto.errors import ConfigError
+from globus_auto.settings import model, source, validate
 
 REPO = Path(__file__).resolve().parent.parent
 SRC = "6a1f6f2e-5e5b-4c3e-9e1a-0c1d2e3f4a5b"
@@ -47,8 +47,8 @@ def write(tmp_path: Path, text: str, name: str = "config.py") -> Path:
     return path
 
 
-def load(tmp_path: Path, text: str, **environ: str) -> s.Settings:
-    return s.load_settings(write(tmp_path, text), environ)
+def load(tmp_path: Path, text: str, **environ: str) -> model.Settings:
+    return source.load_settings(write(tmp_path, text), environ)
 
 
 def problems(tmp_path: Path, text: str, **environ: str) -> list[str]:
@@ -73,11 +73,11 @@ def test_seed_config_loads_as_one_default_job(tmp_path: Path) -> None:
     assert settings.client_id == CLIENT
     assert settings.client_secret is None
     assert settings.email_sender == "globus_auto@lbl.gov"
-    assert settings.smtp == s.SmtpSettings(host="smtp.lbl.gov")
+    assert settings.smtp == model.SmtpSettings(host="smtp.lbl.gov")
     assert settings.smtp.effective_port == 25
-    assert settings.state_dir == s.default_state_dir()
+    assert settings.state_dir == model.default_state_dir()
     (job,) = settings.jobs
-    assert job == s.Job(
+    assert job == model.Job(
         name="default",
         src_id=SRC,
         src_dir="/global/cfs/cdirs/m1234/data",
@@ -111,9 +111,9 @@ def test_example_config_transfers_block_loads_when_uncommented(
 
 def test_example_documents_every_name() -> None:
     text = (REPO / "config.example.py").read_text()
-    for name in [*sorted(s.KNOWN_NAMES), "EMAIL_PASSWORD"]:
+    for name in [*sorted(validate.KNOWN_NAMES), "EMAIL_PASSWORD"]:
         assert name in text, name
-    for key in s.JOB_KEYS:
+    for key in validate.JOB_KEYS:
         assert f'"{key}"' in text, key
 
 
@@ -131,7 +131,7 @@ def test_defaults(tmp_path: Path) -> None:
     job = settings.jobs[0]
     assert job.exclude == ()
     assert job.min_age == 0.0
-    assert job.recursive_threshold == s.DEFAULT_RECURSIVE_THRESHOLD == 1000
+    assert job.recursive_threshold == model.DEFAULT_RECURSIVE_THRESHOLD == 1000
     assert job.email_recipients == ()
 
 
@@ -161,7 +161,7 @@ AUTH_KEEPALIVE_DAYS = 7
     )
     assert settings.client_secret == "shh-secret"
     assert settings.state_dir == Path(os.path.expanduser("~")) / "gastate"
-    assert settings.smtp == s.SmtpSettings(
+    assert settings.smtp == model.SmtpSettings(
         host="mail.x.org",
         port=2525,
         security="starttls",
@@ -212,7 +212,7 @@ def test_smtp_default_ports(tmp_path: Path, security: str, port: int) -> None:
 
 def test_smtp_password_from_file_read_at_call_time(tmp_path: Path) -> None:
     secret = tmp_path / "pw"
-    smtp = s.SmtpSettings(password_file=secret)
+    smtp = model.SmtpSettings(password_file=secret)
     secret.write_text("hunter2\n")
     assert smtp.password({}) == "hunter2"
     secret.write_text("changed\r\n")
@@ -224,15 +224,15 @@ def test_smtp_password_from_file_read_at_call_time(tmp_path: Path) -> None:
 
 
 def test_smtp_password_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert s.SmtpSettings().password({"GLOBUS_AUTO_EMAIL_PASSWORD": "pw"}) == "pw"
-    assert s.SmtpSettings(password_env="X").password({"X": "x"}) == "x"
-    assert s.SmtpSettings().password({}) is None
+    assert model.SmtpSettings().password({"GLOBUS_AUTO_EMAIL_PASSWORD": "pw"}) == "pw"
+    assert model.SmtpSettings(password_env="X").password({"X": "x"}) == "x"
+    assert model.SmtpSettings().password({}) is None
     monkeypatch.setenv("GLOBUS_AUTO_EMAIL_PASSWORD", "from-os")
-    assert s.SmtpSettings().password() == "from-os"
+    assert model.SmtpSettings().password() == "from-os"
 
 
 def test_smtp_password_file_missing(tmp_path: Path) -> None:
-    smtp = s.SmtpSettings(password_file=tmp_path / "nope")
+    smtp = model.SmtpSettings(password_file=tmp_path / "nope")
     with pytest.raises(ConfigError, match="EMAIL_PASSWORD_FILE"):
         smtp.password({})
 
@@ -413,9 +413,10 @@ def test_src_local_dir_for_the_seed_job(tmp_path: Path) -> None:
 
 
 def test_identity_covers_both_endpoints_and_paths() -> None:
-    job = s.Job("j", SRC, "/a", Path("/a"), CLIENT, "/b")
+    job = model.Job("j", SRC, "/a", Path("/a"), CLIENT, "/b")
     assert (
-        job.identity == s.Job("other", SRC, "/a", Path("/mnt"), CLIENT, "/b").identity
+        job.identity
+        == model.Job("other", SRC, "/a", Path("/mnt"), CLIENT, "/b").identity
     )
     changed = [
         dataclasses.replace(job, src_id=CLIENT),
@@ -480,7 +481,7 @@ TRANSFERS = [
 """
     settings = load(tmp_path, text)
     plain, custom = settings.jobs
-    assert plain == s.Job(
+    assert plain == model.Job(
         "plain",
         SRC,
         "/src/plain",
@@ -565,7 +566,7 @@ def test_invalid_job_names(tmp_path: Path, name: str) -> None:
 def test_missing_file_says_how_to_create_one(tmp_path: Path) -> None:
     path = tmp_path / "nope" / "config.py"
     with pytest.raises(ConfigError) as info:
-        s.load_settings(path, {})
+        source.load_settings(path, {})
     message = str(info.value)
     assert f"globus-auto --config {path} init" in message
     assert "--config" in message
@@ -573,7 +574,7 @@ def test_missing_file_says_how_to_create_one(tmp_path: Path) -> None:
 
 def test_directory_instead_of_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not a regular file"):
-        s.load_settings(tmp_path, {})
+        source.load_settings(tmp_path, {})
 
 
 @pytest.mark.parametrize("mode", [0o620, 0o602, 0o666])
@@ -581,14 +582,14 @@ def test_writable_by_others_is_refused(tmp_path: Path, mode: int) -> None:
     path = write(tmp_path, MINIMAL)
     path.chmod(mode)
     with pytest.raises(ConfigError) as info:
-        s.load_settings(path, {})
+        source.load_settings(path, {})
     assert f"chmod go-w {path}" in str(info.value)
 
 
 def test_readable_by_others_is_fine(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL)
     path.chmod(0o644)
-    assert s.load_settings(path, {}).jobs
+    assert source.load_settings(path, {}).jobs
 
 
 def test_owned_by_someone_else_is_refused(
@@ -600,7 +601,7 @@ def test_owned_by_someone_else_is_refused(
     else:
         monkeypatch.setattr(os, "geteuid", lambda: os.stat(path).st_uid + 12345)
     with pytest.raises(ConfigError, match=f"chown .* {path}"):
-        s.load_settings(path, {})
+        source.load_settings(path, {})
 
 
 def test_owned_by_root_is_accepted(
@@ -610,7 +611,7 @@ def test_owned_by_root_is_accepted(
     if os.stat(path).st_uid != 0:
         pytest.skip("needs a root-owned file")
     monkeypatch.setattr(os, "geteuid", lambda: 4242)
-    assert s.load_settings(path, {}).jobs
+    assert source.load_settings(path, {}).jobs
 
 
 def test_config_is_not_executed_when_refused(tmp_path: Path) -> None:
@@ -618,7 +619,7 @@ def test_config_is_not_executed_when_refused(tmp_path: Path) -> None:
     path = write(tmp_path, f"open({str(marker)!r}, 'w').close()\n" + MINIMAL)
     path.chmod(0o666)
     with pytest.raises(ConfigError):
-        s.load_settings(path, {})
+        source.load_settings(path, {})
     assert not marker.exists()
 
 
@@ -654,17 +655,19 @@ def test_config_namespace_is_fresh_and_has_file(tmp_path: Path) -> None:
 
 def test_resolve_config_path(tmp_path: Path) -> None:
     env = {"GLOBUS_AUTO_CONFIG": str(tmp_path / "env.py")}
-    assert s.resolve_config_path(str(tmp_path / "cli.py"), env) == tmp_path / "cli.py"
-    assert s.resolve_config_path(None, env) == tmp_path / "env.py"
-    assert s.resolve_config_path(None, {}) == s.default_config_path()
-    assert s.resolve_config_path(None, {"GLOBUS_AUTO_CONFIG": ""}) == (
-        s.default_config_path()
+    assert (
+        source.resolve_config_path(str(tmp_path / "cli.py"), env) == tmp_path / "cli.py"
     )
-    assert s.resolve_config_path("~/c.py", {}) == Path.home() / "c.py"
-    assert s.resolve_config_path("rel.py", {}).is_absolute()
+    assert source.resolve_config_path(None, env) == tmp_path / "env.py"
+    assert source.resolve_config_path(None, {}) == model.default_config_path()
+    assert source.resolve_config_path(None, {"GLOBUS_AUTO_CONFIG": ""}) == (
+        model.default_config_path()
+    )
+    assert source.resolve_config_path("~/c.py", {}) == Path.home() / "c.py"
+    assert source.resolve_config_path("rel.py", {}).is_absolute()
 
 
 def test_default_locations() -> None:
-    assert s.default_config_path().name == "config.py"
-    assert s.default_config_path().parent.name == "globus_auto"
-    assert s.default_state_dir().name == "globus_auto"
+    assert model.default_config_path().name == "config.py"
+    assert model.default_config_path().parent.name == "globus_auto"
+    assert model.default_state_dir().name == "globus_auto"

@@ -27,11 +27,11 @@ from hypothesis.stateful import (
     rule,
 )
 
-from globus_auto import runner
-from globus_auto.datastore import DATASTORE_NAME
-from globus_auto.main import execute
-from globus_auto.runner import RunOptions
-from globus_auto.settings import load_settings
+from globus_auto.datastore.opening import DATASTORE_NAME
+from globus_auto.engine import crash as crashpoints
+from globus_auto.engine.report import JobReport, RunOptions
+from globus_auto.engine.session import run_session
+from globus_auto.settings.source import load_settings
 
 NAMES = ["a", "d/e/b"]
 # Few distinct contents, so a file often changes back to what it was before.
@@ -140,20 +140,20 @@ class StateModel(RuleBasedStateMachine):
             if name == crash:
                 raise SimulatedCrash(name)
 
-        runner.CRASH_HOOK = hook
+        crashpoints.CRASH_HOOK = hook
         try:
-            self.execute(wait and not (self.hold or self.held))
+            self.run_session(wait and not (self.hold or self.held))
         except SimulatedCrash:
             pass
         finally:
-            runner.CRASH_HOOK = None
+            crashpoints.CRASH_HOOK = None
             self.hold = False
         if not self.held:
             self.emulator.wait_idle()
 
-    def execute(self, wait: bool) -> list[runner.JobReport]:
+    def run_session(self, wait: bool) -> list[JobReport]:
         opts = RunOptions(wait=wait, timeout=30)
-        return execute(self.settings, self.settings.jobs, opts, interactive=False)
+        return run_session(self.settings, self.settings.jobs, opts, interactive=False)
 
     # -- what must always hold ----------------------------------------------------
 
@@ -185,14 +185,14 @@ class StateModel(RuleBasedStateMachine):
             self.emulator.add_faults(fail_tasks=0)
             self.emulator.wait_idle()
             for _ in range(2):  # the first may only settle what was in flight
-                (report,) = self.execute(wait=True)
+                (report,) = self.run_session(wait=True)
                 self.emulator.wait_idle()
             assert report.exit_code == 0, report.problems
             assert missing_or_different(self.root, dst_data(self.emulator)) == [], (
                 "the destination is not a superset of the source"
             )
             before = self.emulator.stats()["tasks_submitted"]
-            self.execute(wait=True)
+            self.run_session(wait=True)
             assert self.emulator.stats()["tasks_submitted"] == before
         finally:
             self.emulator.stop()

@@ -12,7 +12,7 @@ import helpers_e2e
 from click.testing import CliRunner, Result
 from emulator_fixtures import TestEmulator
 
-from globus_auto.main import cli
+from globus_auto.cli.group import cli
 
 
 def write_config(tmp_path: Path, emulator: TestEmulator, **extra: Any) -> Path:

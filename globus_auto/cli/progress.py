@@ -9,8 +9,8 @@ import sys
 import time
 from collections.abc import Callable
 
-from globus_auto.alerts import human_bytes
-from globus_auto.scan import ScanSummary
+from globus_auto.engine.scan import ScanSummary
+from globus_auto.text import human_bytes
 
 # Only scans that last longer than this show progress at all.
 QUIET_SECONDS = 2.0

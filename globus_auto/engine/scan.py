@@ -1,26 +1,25 @@
-"""Walk a job's source tree, stat every file, hash only what changed.
+"""Merge the walk with the datastore's rows, hash only what changed.
 
-The walk yields files in byte order of their relative path, the same order the
-datastore returns its rows in, so the two streams are merged in one pass and
-neither is ever held in memory whole. A file whose size, mtime, ctime and inode
-match its row is not read; a new or changed one is hashed with BLAKE3 in a small
-thread pool. Changes are written to the datastore in batches.
+A file whose size, mtime, ctime and inode match its row is not read; a new or
+changed one is hashed with BLAKE3 in a small thread pool. Changes are written to
+the datastore in batches.
 
 Why it is shaped the way it is: a run with nothing changed should cost about
 what listing the tree costs (``find``), so the per-file work is kept to the
 stat call and a few C-level operations. Walk entries and datastore rows are
 plain tuples of the same shape; the walk hands over runs of consecutive files
 of one folder, and a run equal to the next rows as a whole (one list
-comparison) is done with. Only a run that differs is merged file by file.
+comparison) is done with. Only a run that differs is merged file by file: the
+single-pass merge of two sorted streams, which keeps memory flat in the tree
+size. Imports :mod:`.walk`, the datastore's records and the errors; no
+network.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import logging
 import os
-import re
 import stat
 import time
 from collections import deque
@@ -28,19 +27,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
-from operator import attrgetter, itemgetter
-from typing import NamedTuple
+from operator import itemgetter
 
 import blake3
 
-from globus_auto.datastore import Observed, StoredRow
+from globus_auto.datastore.records import Observed, StoredRow
+from globus_auto.engine.walk import EntryRow, Walk, special_problem
 from globus_auto.errors import SourceError
 
 log = logging.getLogger(__name__)
 
-# Symbolic links are skipped on purpose, as Globus skips them in a recursive
-# transfer: listed by `status`, but neither alerted nor blocking recursion.
-SYMLINK_NOTE = "symbolic link: not followed, not sent"
 
 # Filesystems such as NFSv3 and some Lustre setups keep whole seconds: a file
 # modified this recently may change again without its stat changing.
@@ -57,41 +53,9 @@ MAX_IN_FLIGHT = 64
 MMAP_THRESHOLD = 4 << 20  # files this big are hashed on all cores (name kept)
 BIG_CHUNK = 4 << 20  # read size for those (one buffer per hashing thread)
 READ_CHUNK = 1 << 20
-RUN_FILES = 1024  # at most this many files per run (bounds memory per folder)
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-_lstat = os.lstat
+
 _size = itemgetter(1)
-_mode = attrgetter("st_mode")
-
-
-class Entry(NamedTuple):
-    """One thing the walk found: a regular file, or something it cannot send.
-
-    Shaped like a datastore row (:class:`globus_auto.datastore.StoredFile`) so
-    that "unchanged" is tuple equality: ``regular`` stands where the row has
-    ``hashed``, so a regular file matches only a row that was fully read, and a
-    problem matches only a row with the same problem.
-    """
-
-    path: bytes  # relative to the source root, '/'-separated
-    size: int | None
-    mtime_ns: int | None
-    ctime_ns: int | None
-    inode: int | None
-    regular: bool = True
-    problem: str | None = None
-
-
-# What the walk yields in runs: an Entry, or a plain tuple of the same shape.
-EntryRow = tuple[
-    bytes, int | None, int | None, int | None, int | None, bool, str | None
-]
-
-
-def problem_entry(path: bytes, problem: str) -> Entry:
-    """The walk's entry for something at ``path`` that cannot be sent."""
-    return Entry(path, None, None, None, None, False, problem)
 
 
 @dataclass
@@ -110,18 +74,6 @@ class ScanSummary:
 
 Sink = Callable[[Sequence[Observed], Sequence[bytes]], None]
 Progress = Callable[[ScanSummary], None]
-
-
-def exclude_matcher(patterns: Sequence[str]) -> Callable[[bytes], bool] | None:
-    """A predicate telling whether a relative path is excluded, or None if none is."""
-    if not patterns:
-        return None
-    regex = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
-
-    def excluded(relpath: bytes) -> bool:
-        return regex.match(os.fsdecode(relpath)) is not None
-
-    return excluded
 
 
 def check_source(
@@ -162,263 +114,6 @@ def check_source(
             "is its filesystem unmounted? Nothing was changed. If the files were "
             f"really removed, forget them with: {reset_command}"
         )
-
-
-def _name_problem(name: bytes) -> str | None:
-    if b"\n" in name or b"\r" in name:
-        return "name contains a line break; Globus cannot transfer it, rename it"
-    try:
-        name.decode("utf-8")
-    except UnicodeDecodeError:
-        return "name is not valid UTF-8; Globus cannot transfer it, rename it"
-    return None
-
-
-class Walk:
-    """The files under a root, in path byte order (see :func:`walk`).
-
-    Iterating gives one :class:`Entry` per file; :meth:`runs` gives the same
-    entries as lists of plain tuples, which is what the scanner uses.
-    """
-
-    def __init__(
-        self, root: bytes, excluded: Callable[[bytes], bool] | None = None
-    ) -> None:
-        self.root = root
-        self.excluded = excluded
-
-    def __iter__(self) -> Iterator[Entry]:
-        for run in self.runs():
-            yield from map(Entry._make, run)
-
-    def runs(self) -> Iterator[list[EntryRow]]:
-        """Lists of consecutive entries (in path order) of one folder each."""
-        return _walk_dir(self.root, b"", self.excluded)
-
-
-def walk(root: bytes, excluded: Callable[[bytes], bool] | None = None) -> Walk:
-    """Every regular file under ``root`` (and every problem), in path byte order.
-
-    Entries of a directory are sorted by name, with '/' appended to directory
-    names: that makes the depth-first order equal to the byte order of the full
-    relative paths. Symbolic links are never followed.
-    """
-    return Walk(root, excluded)
-
-
-def _walk_dir(
-    root: bytes, prefix: bytes, excluded: Callable[[bytes], bool] | None
-) -> Iterator[list[EntryRow]]:
-    folder = os.path.join(root, prefix) if prefix else root
-    try:
-        fd = os.open(folder, _DIR_FLAGS | (os.O_NOFOLLOW if prefix else 0))
-        try:
-            # A link count of 2 means no subdirectory (as find's leaf
-            # optimisation assumes): the names alone, sorted, are in path
-            # order, and listing them costs far less than DirEntry objects.
-            leaf = os.fstat(fd).st_nlink == 2
-            names = os.listdir(folder) if leaf else []
-            listing = None if leaf else _list_dir(folder)
-        except BaseException:
-            os.close(fd)
-            raise
-    except OSError as exc:
-        if prefix:
-            problem = f"directory cannot be read: {exc.strerror}"
-            yield [problem_entry(prefix[:-1], problem)]
-            return
-        raise SourceError(f"cannot list {os.fsdecode(folder)}: {exc.strerror}") from exc
-    try:
-        if listing is None:
-            names.sort()
-            yield from _leaf_runs(root, prefix, fd, names, excluded)
-        else:
-            yield from _mixed_runs(root, prefix, fd, listing, excluded)
-    finally:
-        os.close(fd)
-
-
-def _leaf_runs(
-    root: bytes,
-    prefix: bytes,
-    fd: int,
-    names: list[bytes],
-    excluded: Callable[[bytes], bool] | None,
-) -> Iterator[list[EntryRow]]:
-    """Runs of a folder without subdirectories (sorted ``names``)."""
-    if excluded is not None:
-        names = [n for n in names if not excluded(prefix + n)]
-    for start in range(0, len(names), RUN_FILES):
-        chunk = names[start : start + RUN_FILES]
-        try:
-            stats = [_lstat(n, dir_fd=fd) for n in chunk]
-            kinds = list(map(stat.S_IFMT, map(_mode, stats)))
-        except OSError:  # one vanished or cannot be stat'ed: one by one below
-            stats = []
-            kinds = [_kind(fd, n) for n in chunk]
-        if stats and kinds.count(stat.S_IFREG) == len(chunk) and _names_ok(chunk):
-            yield _rows(prefix, chunk, stats)
-            continue
-        if stat.S_IFDIR in kinds:
-            # A subdirectory appeared after the link count was read: the rest
-            # of the folder the slow way (what was yielded sorts before it).
-            try:
-                listing = _list_dir(os.path.join(root, prefix))
-            except OSError:
-                return
-            yield from _mixed_runs(root, prefix, fd, listing, excluded, chunk[0])
-            return
-        yield [e for e in (_file_entry(fd, prefix, n) for n in chunk) if e is not None]
-
-
-def _mixed_runs(
-    root: bytes,
-    prefix: bytes,
-    fd: int,
-    listing: tuple[list[bytes], list[bytes], list[bytes]],
-    excluded: Callable[[bytes], bool] | None,
-    since: bytes = b"",
-) -> Iterator[list[EntryRow]]:
-    """Runs of a folder with subdirectories, from name ``since`` on."""
-    files, dirs, specials = listing
-    # '/' after directory names and NUL (never in a name) after special
-    # files keep the sorted keys in the byte order of the full paths.
-    keys = files + [d + b"/" for d in dirs] + [n + b"\0" for n in specials]
-    keys.sort()
-    names: list[bytes] = []
-    for key in keys:
-        last = key[-1]
-        if last != 47 and last != 0:  # neither '/' nor NUL: a file
-            if key >= since:
-                names.append(key)
-            continue
-        if key[:-1] < since:
-            continue
-        yield from _file_runs(fd, prefix, names, excluded)
-        names = []
-        if last == 47:
-            yield from _enter(root, prefix, key, excluded)
-        elif excluded is None or not excluded(prefix + key[:-1]):
-            entry = _file_entry(fd, prefix, key[:-1])
-            if entry is not None:  # else it vanished since the listing
-                yield [entry]
-    yield from _file_runs(fd, prefix, names, excluded)
-
-
-def _list_dir(folder: bytes) -> tuple[list[bytes], list[bytes], list[bytes]]:
-    """Names of regular files, directories and other things in ``folder``."""
-    files: list[bytes] = []
-    dirs: list[bytes] = []
-    specials: list[bytes] = []
-    with os.scandir(folder) as it:
-        for e in it:
-            if e.is_file(follow_symlinks=False):
-                files.append(e.name)
-            elif e.is_dir(follow_symlinks=False):
-                dirs.append(e.name)
-            else:
-                specials.append(e.name)
-    return files, dirs, specials
-
-
-def _enter(
-    root: bytes,
-    prefix: bytes,
-    key: bytes,
-    excluded: Callable[[bytes], bool] | None,
-) -> Iterator[list[EntryRow]]:
-    rel = prefix + key[:-1]
-    if excluded is not None and excluded(rel):
-        return
-    problem = _name_problem(key[:-1])
-    if problem:
-        yield [problem_entry(rel, problem)]
-    else:
-        yield from _walk_dir(root, prefix + key, excluded)
-
-
-def _file_runs(
-    fd: int,
-    prefix: bytes,
-    names: list[bytes],
-    excluded: Callable[[bytes], bool] | None,
-) -> Iterator[list[EntryRow]]:
-    """Entries of regular files (sorted ``names``), RUN_FILES at a time."""
-    if excluded is not None:
-        names = [n for n in names if not excluded(prefix + n)]
-    for start in range(0, len(names), RUN_FILES):
-        chunk = names[start : start + RUN_FILES]
-        if _names_ok(chunk):
-            try:
-                stats = [_lstat(n, dir_fd=fd) for n in chunk]
-            except OSError:
-                pass  # a file vanished or cannot be stat'ed: one by one
-            else:
-                yield _rows(prefix, chunk, stats)
-                continue
-        yield [e for e in (_file_entry(fd, prefix, n) for n in chunk) if e is not None]
-
-
-def _rows(
-    prefix: bytes, names: list[bytes], stats: list[os.stat_result]
-) -> list[EntryRow]:
-    """The hot loop of a run with nothing changed: one tuple per regular file,
-    from one lstat each (relative to the folder's descriptor)."""
-    return [
-        (prefix + n, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, True, None)
-        for n, st in zip(names, stats, strict=True)
-    ]
-
-
-def _names_ok(names: list[bytes]) -> bool:
-    """No name has a problem (see :func:`_name_problem`), checked at once."""
-    joined = b"\0".join(names)
-    return b"\n" not in joined and b"\r" not in joined and _is_utf8(joined)
-
-
-def _is_utf8(data: bytes) -> bool:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _file_entry(fd: int, prefix: bytes, name: bytes) -> Entry | None:
-    """One file's entry, its problem, or None if it vanished since the listing."""
-    rel = prefix + name
-    problem = _name_problem(name)
-    try:
-        st = _lstat(name, dir_fd=fd)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        return problem_entry(rel, problem or f"cannot stat: {exc.strerror}")
-    if not stat.S_ISREG(st.st_mode):
-        problem = problem or _special_problem(st.st_mode)
-    if problem:
-        return problem_entry(rel, problem)
-    return Entry(rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-
-
-def _kind(fd: int, name: bytes) -> int:
-    """The file type bits of ``name`` in the folder, 0 if it cannot be stat'ed."""
-    try:
-        return stat.S_IFMT(_lstat(name, dir_fd=fd).st_mode)
-    except OSError:
-        return 0
-
-
-def _special_problem(mode: int) -> str:
-    if stat.S_ISLNK(mode):
-        return SYMLINK_NOTE
-    if stat.S_ISFIFO(mode):
-        return "named pipe (FIFO): not a regular file, not sent"
-    if stat.S_ISSOCK(mode):
-        return "socket: not a regular file, not sent"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "device file: not a regular file, not sent"
-    return "not a regular file, not sent"
 
 
 class RowStream:
@@ -509,7 +204,7 @@ def hash_file(root: bytes, entry: EntryRow) -> Observed:
     try:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):
-            return _problem(entry, _special_problem(before.st_mode))
+            return _problem(entry, special_problem(before.st_mode))
         digest = _digest_fd(fd, before.st_size)
         after = os.fstat(fd)
     except OSError as exc:

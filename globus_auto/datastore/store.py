@@ -1,12 +1,13 @@
 """The datastore: one SQLite file holding everything the tool remembers.
 
 Per job it keeps the observed state of every tracked file, the digest Globus is
-known to have delivered, the task in flight, the open alerts and the run history.
-Deleting the file resets the tool.
+known to have delivered, the tasks in flight and the files each carries, the
+open alerts and the run history. Deleting the file resets the tool.
 
 The connection runs in autocommit mode (``isolation_level=None``) and every
 logical step is one explicit ``BEGIN IMMEDIATE`` transaction, so a crash at any
-point leaves either the whole step or none of it.
+point leaves either the whole step or none of it. Opening, the schema check
+and moving a damaged file aside live in :mod:`.opening`.
 """
 
 from __future__ import annotations
@@ -14,160 +15,25 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import sqlite3
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
-from typing import NamedTuple
 
+from globus_auto.datastore.records import (
+    PREPARING,
+    SETTLED,
+    SUBMITTED,
+    Observed,
+    RunRecord,
+    StoredFile,
+    StoredRow,
+    TaskRecord,
+    ts_parse,
+    ts_text,
+)
+from globus_auto.engine.plan import PendingFile
 from globus_auto.errors import DatastoreError
-from globus_auto.plan import PendingFile
-
-SCHEMA_VERSION = 1
-DATASTORE_NAME = "datastore"
-# How often opening the datastore runs PRAGMA quick_check (see _initialise).
-INTEGRITY_CHECK_EVERY = timedelta(days=1)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY,
-    identity TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL,
-    created TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS files (
-    job INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
-    path BLOB NOT NULL,
-    size INTEGER,
-    mtime_ns INTEGER,
-    ctime_ns INTEGER,
-    inode INTEGER,
-    digest BLOB,
-    delivered BLOB,
-    sending BLOB,
-    problem TEXT,
-    PRIMARY KEY (job, path)
-) WITHOUT ROWID;
--- Queries name these partial indexes (INDEXED BY): without statistics the
--- planner prefers the primary key, which reads every row of the job, and a
--- run with nothing to send would cost a pass over the whole table.
-CREATE INDEX IF NOT EXISTS files_pending ON files (job)
-    WHERE digest IS NOT NULL AND delivered IS NOT digest;
-CREATE INDEX IF NOT EXISTS files_problem ON files (job) WHERE problem IS NOT NULL;
-CREATE TABLE IF NOT EXISTS tasks (
-    submission_id TEXT PRIMARY KEY,
-    job INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
-    task_id TEXT,
-    state TEXT NOT NULL,
-    recursive INTEGER NOT NULL,
-    files INTEGER NOT NULL,
-    bytes INTEGER NOT NULL,
-    created TEXT NOT NULL,
-    submitted TEXT,
-    globus_status TEXT,
-    detail TEXT,
-    settled TEXT
-);
-CREATE INDEX IF NOT EXISTS tasks_open ON tasks (job) WHERE state != 'settled';
-CREATE TABLE IF NOT EXISTS alerts (
-    job TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    record TEXT NOT NULL,
-    PRIMARY KEY (job, kind)
-);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY,
-    job TEXT NOT NULL,
-    started TEXT NOT NULL,
-    finished TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    files_sent INTEGER NOT NULL DEFAULT 0,
-    bytes_sent INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS runs_job ON runs (job, id);
-"""
-
-# Task states kept in ``tasks.state``.
-PREPARING = "preparing"  # submission id stored, submit call not known to have run
-SUBMITTED = "submitted"  # Globus accepted it; task_id known
-SETTLED = "settled"  # final status seen and its files settled
-
-
-class StoredFile(NamedTuple):
-    """The stat part of one tracked file, as the scan compares it.
-
-    A plain tuple of this shape (``StoredRow``) is what :meth:`iter_stored`
-    yields: the scan compares rows with what it sees as whole tuples, and
-    building an object per row would cost more than the comparison.
-    """
-
-    path: bytes
-    size: int | None
-    mtime_ns: int | None
-    ctime_ns: int | None
-    inode: int | None
-    hashed: bool
-    problem: str | None = None
-
-
-# One row of iter_stored: path, size, mtime_ns, ctime_ns, inode, hashed, problem.
-StoredRow = tuple[
-    bytes, int | None, int | None, int | None, int | None, int, str | None
-]
-
-
-@dataclass(frozen=True)
-class Observed:
-    """What a scan saw of one file: its stat and, when read, its digest."""
-
-    path: bytes
-    size: int | None
-    mtime_ns: int | None
-    ctime_ns: int | None
-    inode: int | None
-    digest: bytes | None
-    problem: str | None = None
-
-
-@dataclass(frozen=True)
-class TaskRecord:
-    """A submitted (or about to be submitted) Globus task of one job."""
-
-    submission_id: str
-    job: int
-    task_id: str | None
-    state: str
-    recursive: bool
-    files: int
-    bytes: int
-    created: datetime
-    submitted: datetime | None
-    globus_status: str | None
-    detail: str | None
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    job: str
-    started: datetime
-    finished: datetime
-    outcome: str
-    detail: str
-    files_sent: int
-    bytes_sent: int
-
-
-def _ts(when: datetime) -> str:
-    return when.astimezone(timezone.utc).isoformat()
-
-
-def _dt(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
 
 
 class Datastore:
@@ -182,39 +48,23 @@ class Datastore:
     def close(self) -> None:
         self._conn.close()
 
-    @contextlib.contextmanager
-    def private_copy(self, now: datetime) -> Iterator[Datastore]:
-        """A throwaway copy of this datastore, opened as a normal one.
+    def copy_to(self, target: Path) -> None:
+        """Copy this datastore into the new file ``target`` (0600).
 
-        Why: a dry run records what it scans, as a run does. On a copy those
-        writes never hold this datastore's write lock, which a cron run of
-        another job would wait for, and they vanish at the end. The copy is
-        taken with SQLite's backup API (consistent while others write) into a
-        0700 folder beside this file, where there is room for it, and deleted
-        with that folder afterwards.
+        SQLite's backup API gives a consistent copy while others write.
         """
-        folder = Path(tempfile.mkdtemp(prefix="dry-run-", dir=self.path.parent))
+        os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         try:
-            target = datastore_path(folder)
-            os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            copy = sqlite3.connect(target)
             try:
-                copy = sqlite3.connect(target)
-                try:
-                    self._conn.backup(copy)
-                finally:
-                    copy.close()
-            except sqlite3.Error as exc:
-                raise DatastoreError(
-                    f"cannot copy the datastore {self.path} for a dry run into "
-                    f"{folder}: {exc}; check the disk has free space"
-                ) from exc
-            store = open_datastore(folder, now)
-            try:
-                yield store
+                self._conn.backup(copy)
             finally:
-                store.close()
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+                copy.close()
+        except sqlite3.Error as exc:
+            raise DatastoreError(
+                f"cannot copy the datastore {self.path} into {target}: {exc}; "
+                "check the disk has free space"
+            ) from exc
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -263,7 +113,7 @@ class Datastore:
         with self.transaction() as tx:
             cur = tx.execute(
                 "INSERT INTO jobs (identity, name, created) VALUES (?, ?, ?)",
-                (identity, name, _ts(now)),
+                (identity, name, ts_text(now)),
             )
             return int(cur.lastrowid or 0)
 
@@ -445,7 +295,15 @@ class Datastore:
             tx.execute(
                 "INSERT INTO tasks (submission_id, job, state, recursive, files, bytes,"
                 " created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (submission_id, job, PREPARING, int(recursive), count, size, _ts(now)),
+                (
+                    submission_id,
+                    job,
+                    PREPARING,
+                    int(recursive),
+                    count,
+                    size,
+                    ts_text(now),
+                ),
             )
         return TaskRecord(
             submission_id,
@@ -485,7 +343,7 @@ class Datastore:
             tx.execute(
                 "UPDATE tasks SET task_id = ?, state = ?, submitted = ?"
                 " WHERE submission_id = ?",
-                (task_id, SUBMITTED, _ts(now), submission_id),
+                (task_id, SUBMITTED, ts_text(now), submission_id),
             )
 
     def note_task_status(self, submission_id: str, status: str, detail: str) -> None:
@@ -542,7 +400,7 @@ class Datastore:
             tx.execute(
                 "UPDATE tasks SET state = ?, globus_status = ?, detail = ?, settled = ?"
                 " WHERE submission_id = ?",
-                (SETTLED, status, detail, _ts(now), task.submission_id),
+                (SETTLED, status, detail, ts_text(now), task.submission_id),
             )
 
     def last_delivery(self, job: int) -> datetime | None:
@@ -550,7 +408,7 @@ class Datastore:
             "SELECT max(settled) FROM tasks WHERE job = ? AND globus_status = ?",
             (job, "SUCCEEDED"),
         ).fetchone()
-        return _dt(row[0])
+        return ts_parse(row[0])
 
     # -- alerts ------------------------------------------------------------
 
@@ -585,8 +443,8 @@ class Datastore:
                 " bytes_sent) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     run.job,
-                    _ts(run.started),
-                    _ts(run.finished),
+                    ts_text(run.started),
+                    ts_text(run.finished),
                     run.outcome,
                     run.detail,
                     run.files_sent,
@@ -629,143 +487,7 @@ def _task(row: Sequence[object]) -> TaskRecord:
         files=int(row[5]),  # type: ignore[call-overload]
         bytes=int(row[6]),  # type: ignore[call-overload]
         created=datetime.fromisoformat(str(row[7])),
-        submitted=_dt(None if row[8] is None else str(row[8])),
+        submitted=ts_parse(None if row[8] is None else str(row[8])),
         globus_status=None if row[9] is None else str(row[9]),
         detail=None if row[10] is None else str(row[10]),
     )
-
-
-def datastore_path(state_dir: Path) -> Path:
-    return state_dir / DATASTORE_NAME
-
-
-def ensure_private_dir(path: Path) -> None:
-    """Create ``path`` (and parents) and make it 0700: it holds tokens."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if path.stat().st_mode & 0o077:
-        path.chmod(0o700)
-
-
-def open_datastore(state_dir: Path, now: datetime) -> Datastore:
-    """Open (creating if needed) the datastore in ``state_dir``.
-
-    A file that is not a readable datastore of a known schema raises
-    :class:`CorruptDatastore`; the caller moves it aside with
-    :func:`move_aside` and opens a fresh one.
-    """
-    ensure_private_dir(state_dir)
-    path = datastore_path(state_dir)
-    fresh = not path.exists()
-    if fresh:
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-        os.close(fd)
-    try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    except sqlite3.Error as exc:
-        raise DatastoreError(f"cannot open the datastore {path}: {exc}") from exc
-    try:
-        _initialise(conn, now)
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        raise CorruptDatastore(path, str(exc)) from exc
-    return Datastore(path, conn)
-
-
-class CorruptDatastore(DatastoreError):
-    """The datastore file exists but cannot be used."""
-
-    def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"the datastore {path} is unreadable or corrupt ({reason})")
-        self.file = path
-        self.reason = reason
-
-
-def _initialise(conn: sqlite3.Connection, now: datetime) -> None:
-    conn.execute("PRAGMA busy_timeout = 30000")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        tables = {
-            r[0]
-            for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
-        }
-        if "meta" in tables:
-            row = conn.execute(
-                "SELECT value FROM meta WHERE key = 'schema_version'"
-            ).fetchone()
-            version = int(row[0]) if row else 0
-            if version != SCHEMA_VERSION:
-                raise sqlite3.DatabaseError(
-                    f"schema version {version}, this globus-auto uses {SCHEMA_VERSION}"
-                )
-        elif tables:
-            raise sqlite3.DatabaseError("not a globus-auto datastore")
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-        conn.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-            (str(SCHEMA_VERSION),),
-        )
-        conn.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('created', ?)", (_ts(now),)
-        )
-        _check_integrity_if_due(conn, now)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    for suffix in ("-wal", "-shm"):
-        side = Path(str(_db_path(conn)) + suffix)
-        if side.exists() and side.stat().st_mode & 0o077:
-            side.chmod(0o600)
-
-
-def _check_integrity_if_due(conn: sqlite3.Connection, now: datetime) -> None:
-    """Run ``PRAGMA quick_check`` if the last one is a day old (or unknown).
-
-    Why not at every open: it reads every page, 25 ms at 200,000 files and
-    linear in them, a fifth of a no-change run's own cost. A file that is not a
-    datastore, or of another schema, still fails at every open (reading
-    ``sqlite_master`` and ``meta`` above); a page found damaged between checks
-    fails the run that reads it as a datastore problem.
-    """
-    row = conn.execute(
-        "SELECT value FROM meta WHERE key = 'integrity_checked'"
-    ).fetchone()
-    try:
-        last = datetime.fromisoformat(str(row[0])) if row else None
-    except ValueError:
-        last = None
-    if last is not None and timedelta(0) <= now - last < INTEGRITY_CHECK_EVERY:
-        return
-    check = conn.execute("PRAGMA quick_check").fetchone()
-    if check is None or check[0] != "ok":
-        raise sqlite3.DatabaseError(f"integrity check failed: {check}")
-    conn.execute(
-        "INSERT OR REPLACE INTO meta (key, value) VALUES ('integrity_checked', ?)",
-        (_ts(now),),
-    )
-
-
-def _db_path(conn: sqlite3.Connection) -> str:
-    row = conn.execute("PRAGMA database_list").fetchone()
-    return str(row[2])
-
-
-def move_aside(path: Path, now: datetime) -> Path:
-    """Rename a corrupt datastore (and its WAL files) out of the way; never delete."""
-    stamp = now.strftime("%Y%m%dT%H%M%SZ")
-    target = path.with_name(f"{path.name}.corrupt-{stamp}")
-    n = 1
-    while target.exists():
-        n += 1
-        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
-    path.rename(target)
-    for suffix in ("-wal", "-shm"):
-        side = Path(str(path) + suffix)
-        if side.exists():
-            side.rename(Path(str(target) + suffix))
-    return target

@@ -1,43 +1,37 @@
-"""Find, execute and validate the user's ``config.py``; produce frozen settings.
+"""Turn an executed config's namespace into :class:`Settings`, or say every problem.
 
-The config file is Python, as in the seed ``globus_auto``: its names (``SRC_ID``,
-``SRC_DIR``, ``DST_ID``, ``DST_DIR``, ``CLIENT_ID``, ``EMAIL_*``) still describe
-one job named ``default``; ``TRANSFERS`` adds more jobs. Every problem found is
-collected and reported in one :class:`ConfigError`, one line per problem, each
-naming the file and the variable.
+Every problem found is collected and reported in one :class:`ConfigError`, one
+line per problem, each naming the file and the variable, with a fix and a "did
+you mean" where one fits; unknown names are refused. Imports :mod:`.model`.
 """
 
 from __future__ import annotations
 
 import difflib
 import functools
-import json
 import math
 import os
 import posixpath
 import re
-import stat
 import types
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
-
-import platformdirs
+from typing import Any, cast
 
 from globus_auto.errors import ConfigError
-
-APP_NAME = "globus_auto"
-CONFIG_ENV = "GLOBUS_AUTO_CONFIG"
-CLIENT_SECRET_ENV = "GLOBUS_AUTO_CLIENT_SECRET"
-DEFAULT_PASSWORD_ENV = "GLOBUS_AUTO_EMAIL_PASSWORD"
-DEFAULT_JOB_NAME = "default"
-DEFAULT_RECURSIVE_THRESHOLD = 1000
-
-Security = Literal["starttls", "ssl", "none"]
-SECURITY_VALUES: tuple[Security, ...] = ("starttls", "ssl", "none")
-DEFAULT_PORTS: dict[str, int] = {"ssl": 465, "starttls": 587, "none": 25}
+from globus_auto.settings.model import (
+    CLIENT_SECRET_ENV,
+    DEFAULT_JOB_NAME,
+    DEFAULT_PASSWORD_ENV,
+    DEFAULT_RECURSIVE_THRESHOLD,
+    SECURITY_VALUES,
+    Job,
+    Security,
+    Settings,
+    SmtpSettings,
+    default_state_dir,
+)
 
 JOB_NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -86,208 +80,6 @@ JOB_KEYS = JOB_REQUIRED_KEYS + JOB_OPTIONAL_KEYS
 
 COLLECTION_UUID_FIX = "copy the collection's UUID from app.globus.org"
 CLIENT_ID_FIX = "copy the Client UUID from app.globus.org/settings/developers"
-
-
-@dataclass(frozen=True)
-class SmtpSettings:
-    """How to reach the SMTP server; the password itself is never stored here."""
-
-    host: str = "localhost"
-    port: int | None = None  # None: 465 for ssl, 587 for starttls, 25 otherwise
-    security: Security = "none"
-    username: str | None = None
-    password_file: Path | None = None
-    password_env: str = DEFAULT_PASSWORD_ENV
-
-    @property
-    def effective_port(self) -> int:
-        """The configured port, or the usual one for the security mode."""
-        return self.port if self.port is not None else DEFAULT_PORTS[self.security]
-
-    def password(self, environ: Mapping[str, str] | None = None) -> str | None:
-        """Read the SMTP password now: from ``password_file`` (one trailing
-        newline stripped) if set, else from the ``password_env`` variable.
-
-        Returns None when neither gives one. A file that cannot be read raises
-        ConfigError naming the file (never its content).
-        """
-        if self.password_file is not None:
-            try:
-                text = self.password_file.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise ConfigError(
-                    f"EMAIL_PASSWORD_FILE: cannot read {self.password_file}: "
-                    f"{getattr(exc, 'strerror', None) or type(exc).__name__}"
-                ) from None
-            return text.rstrip("\r\n") or None
-        env = os.environ if environ is None else environ
-        return env.get(self.password_env) or None
-
-
-@dataclass(frozen=True)
-class Job:
-    """One source directory kept mirrored (as a superset) into one destination."""
-
-    name: str
-    src_id: str
-    src_dir: str
-    src_local_dir: Path
-    dst_id: str
-    dst_dir: str
-    exclude: tuple[str, ...] = ()
-    min_age: float = 0.0
-    recursive_threshold: int = DEFAULT_RECURSIVE_THRESHOLD
-    email_recipients: tuple[str, ...] = ()
-
-    @property
-    def identity(self) -> str:
-        """A stable key from both endpoints and both paths.
-
-        Why: pointing a job at a new destination must start it afresh. JSON keeps
-        the key unambiguous whatever characters the paths contain.
-        """
-        return json.dumps(
-            [self.src_id, self.src_dir, self.dst_id, self.dst_dir],
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
-
-
-@dataclass(frozen=True, kw_only=True)
-class Settings:
-    """Everything loaded from one config file. Secrets stay out of ``repr``."""
-
-    config_path: Path
-    client_id: str | None
-    client_secret: str | None = field(repr=False)
-    state_dir: Path
-    email_sender: str | None
-    smtp: SmtpSettings
-    alert_repeat_hours: float = 24.0
-    task_stuck_hours: float = 24.0
-    heartbeat_url: str | None = None
-    auth_keepalive_days: float = 30.0
-    jobs: tuple[Job, ...]
-    notes: tuple[str, ...] = ()
-
-    def job(self, name: str) -> Job:
-        """The job called ``name``; ConfigError listing the known jobs if absent."""
-        for job in self.jobs:
-            if job.name == name:
-                return job
-        known = ", ".join(job.name for job in self.jobs) or "none"
-        raise ConfigError(
-            f"{self.config_path}: no job named {name!r}; known jobs: {known}"
-        )
-
-
-def default_config_path() -> Path:
-    """``config.py`` in the platformdirs user config folder for globus_auto."""
-    return platformdirs.user_config_path(APP_NAME) / "config.py"
-
-
-def default_state_dir() -> Path:
-    """The platformdirs user state folder for globus_auto."""
-    return platformdirs.user_state_path(APP_NAME)
-
-
-def resolve_config_path(cli_value: str | None, environ: Mapping[str, str]) -> Path:
-    """``--config`` if given, else ``$GLOBUS_AUTO_CONFIG``, else the default."""
-    value = cli_value or environ.get(CONFIG_ENV)
-    if not value:
-        return default_config_path()
-    return Path(value).expanduser().absolute()
-
-
-def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
-    """Check, execute and validate the config file at ``path``.
-
-    ``environ`` (default ``os.environ``) may provide the client secret. Raises
-    one ConfigError listing every problem found.
-    """
-    env = os.environ if environ is None else environ
-    check_config_file(path)
-    namespace = execute_config(path)
-    return _Validator(path, namespace, env).settings()
-
-
-# --- the file itself -------------------------------------------------------------
-
-
-def check_config_file(path: Path) -> None:
-    """Refuse a missing config, or one others could have changed.
-
-    Why: the file is executed as code, like a shell rc file.
-    """
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: config file not found; create it with "
-            f"`globus-auto --config {path} init` and edit it, "
-            f"or point to one with --config PATH or ${CONFIG_ENV}"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise ConfigError(f"{path}: config path is not a regular file")
-    problems = []
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        problems.append(
-            f"{path}: config file is writable by group or others and it is executed "
-            f"as code; fix with `chmod go-w {path}`"
-        )
-    geteuid = getattr(os, "geteuid", None)
-    # Root may own it: root can change any file anyway (OpenSSH accepts this too).
-    if geteuid is not None and st.st_uid not in (geteuid(), 0):
-        problems.append(
-            f"{path}: config file is owned by uid {st.st_uid}, not by you "
-            f"(uid {geteuid()}), and it is executed as code; fix with "
-            f"`chown $(id -u) {path}` or use your own copy"
-        )
-    if problems:
-        raise ConfigError("\n".join(problems))
-
-
-def execute_config(path: Path) -> dict[str, Any]:
-    """Run the config file in a fresh namespace and return that namespace."""
-    try:
-        source = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
-    filename = str(path)
-    namespace: dict[str, Any] = {"__file__": filename, "__name__": "__config__"}
-    try:
-        code = compile(source, filename, "exec")
-    except SyntaxError as exc:
-        raise ConfigError(
-            f"{path}, line {exc.lineno}: syntax error: {exc.msg}"
-        ) from None
-    except ValueError as exc:  # e.g. source containing NUL bytes
-        raise ConfigError(f"{path}: cannot compile config file: {exc}") from None
-    try:
-        exec(code, namespace)
-    except (Exception, SystemExit) as exc:
-        line = _line_in_file(exc, filename)
-        where = f"{path}, line {line}" if line else f"{path}"
-        raise ConfigError(
-            f"{where}: the config file raised {type(exc).__name__}: {exc}"
-        ) from None
-    return namespace
-
-
-def _line_in_file(exc: BaseException, filename: str) -> int | None:
-    """The deepest traceback line that belongs to ``filename``."""
-    line = None
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == filename:
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    return line
-
-
-# --- validation --------------------------------------------------------------------
 
 
 class _Missing:

@@ -137,8 +137,8 @@ def cron_command(ctx: click.Context, every: str, job_names: Sequence[str]) -> No
     cron.log in STATE_DIR, and the tool sends its own alert mails. Add it with
     `crontab -e`, or with the command in the example below.
     """
-    from globus_auto.datastore import ensure_private_dir
-    from globus_auto.main import CliState
+    from globus_auto.cli.context import CliState
+    from globus_auto.files import ensure_private_dir
 
     try:
         schedule = schedule_for(every)

@@ -42,7 +42,7 @@ def init_command(ctx: click.Context) -> None:
 
     The file is created 0600 and never overwrites an existing one.
     """
-    from globus_auto.settings import resolve_config_path
+    from globus_auto.settings.source import resolve_config_path
 
     path = resolve_config_path(ctx.obj.config_option, os.environ)
     write_example_config(path)

@@ -31,9 +31,9 @@ from globus_auto.errors import (
 )
 
 if TYPE_CHECKING:
-    from globus_auto.globus import Gateway
-    from globus_auto.main import CliState
-    from globus_auto.settings import Job, Settings
+    from globus_auto.cli.context import CliState
+    from globus_auto.globus.gateway import Gateway
+    from globus_auto.settings.model import Job, Settings
 
 OK, FAIL, WARN, SKIP = "ok", "fail", "warn", "skip"
 MARKS = {
@@ -84,7 +84,7 @@ def check_config(state: CliState) -> tuple[Settings | None, list[Check]]:
 
 def check_state_dir(settings: Settings) -> Check:
     """The state folder exists (0700) and a file can be written in it."""
-    from globus_auto.datastore import ensure_private_dir
+    from globus_auto.files import ensure_private_dir
 
     try:
         ensure_private_dir(settings.state_dir)
@@ -103,7 +103,7 @@ def check_state_dir(settings: Settings) -> Check:
 
 def check_login(settings: Settings) -> tuple[Gateway | None, Check]:
     """Build the Transfer client and make one authenticated call with it."""
-    from globus_auto.main import gateway_factory
+    from globus_auto.globus.login import connect
 
     service = bool(settings.client_secret)
     kind = "service account" if service else "user login"
@@ -114,8 +114,8 @@ def check_login(settings: Settings) -> tuple[Gateway | None, Check]:
         else f"run on a terminal: globus-auto --config {settings.config_path} login"
     )
     try:
-        gateway = gateway_factory(settings, interactive=False)
-        from globus_auto.globus import globus_errors
+        gateway = connect(settings, interactive=False)
+        from globus_auto.globus.errors import globus_errors
 
         with globus_errors("checking the login with Globus Transfer"):
             gateway.client.task_list(limit=1)
@@ -126,7 +126,7 @@ def check_login(settings: Settings) -> tuple[Gateway | None, Check]:
 
 def check_source_folder(job: Job) -> Check:
     """The folder scanned on this machine exists, is a folder and is readable."""
-    from globus_auto.scan import check_source
+    from globus_auto.engine.scan import check_source
 
     name = f"{job.name}: source folder"
     try:
@@ -192,7 +192,8 @@ def _label(doc: dict[str, object], collection: str) -> str:
 
 def check_mail(settings: Settings, send: bool) -> Check:
     """Where alerts go; with ``send``, a test message really goes out."""
-    from globus_auto.notify import NotifyError, send_test_mail
+    from globus_auto.alerts.smtp import send_test_mail
+    from globus_auto.errors import NotifyError
 
     recipients = sorted({a for job in settings.jobs for a in job.email_recipients})
     server = f"{settings.smtp.host}:{settings.smtp.effective_port}"
@@ -296,7 +297,7 @@ def check_command(ctx: click.Context, test_mail: bool, as_json: bool) -> None:
     Creates a missing destination directory (as a run would), but sends no
     data. Run it after every change to the config.
     """
-    from globus_auto.main import CliState
+    from globus_auto.cli.context import CliState
 
     state = ctx.find_object(CliState)
     assert state is not None

@@ -8,6 +8,7 @@ its own temporary state folder and never reads the user's config or state.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -15,9 +16,19 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from globus_auto.runner import JobReport, RunOptions
-from globus_auto.settings import Job, Settings, SmtpSettings
+import click
+
+from globus_auto.engine.report import JobReport, RunOptions
+from globus_auto.settings.model import Job, Settings, SmtpSettings
+
+if TYPE_CHECKING:
+    from globus_auto.engine.report import JobReport
+    from globus_auto.settings.model import Settings
+
+log = logging.getLogger(__name__)
+
 
 Echo = Callable[[str], None]
 
@@ -60,7 +71,7 @@ def _tree(root: Path) -> list[str]:
 def run_demo(src: Path | None, dst: Path | None, echo: Echo) -> None:
     """Run the three demo steps and print what happened."""
     from globus_auto.emulator import Emulator
-    from globus_auto.main import execute
+    from globus_auto.engine.session import run_session
 
     with tempfile.TemporaryDirectory(prefix="globus-auto-demo-") as tmp:
         work = Path(tmp)
@@ -85,7 +96,7 @@ def run_demo(src: Path | None, dst: Path | None, echo: Echo) -> None:
                 settings = _demo_settings(
                     work, src_root, src_id, dst_id, client_id, secret
                 )
-                _steps(settings, src_root, dst_root, src is None, echo, execute)
+                _steps(settings, src_root, dst_root, src is None, echo, run_session)
         finally:
             emulator.stop()
         echo("")
@@ -122,13 +133,13 @@ def _steps(
     dst_root: Path,
     sample: bool,
     echo: Echo,
-    execute: Callable[..., list[JobReport]],
+    run_session: Callable[..., list[JobReport]],
 ) -> None:
     opts = RunOptions(wait=True, timeout=120)
 
     def one_run(title: str) -> None:
         echo(f"\n== {title}")
-        (report,) = execute(settings, settings.jobs, opts, interactive=False)
+        (report,) = run_session(settings, settings.jobs, opts, interactive=False)
         scanned = report.scan.files if report.scan else 0
         echo(
             f"   scanned {scanned} files; sent {report.files_sent} file(s) "
@@ -153,3 +164,22 @@ def _steps(
         dst_root / changed.relative_to(src_root)
     ).read_bytes() == changed.read_bytes()
     echo(f"   destination copy identical to the source: {'yes' if same else 'NO'}")
+
+
+@click.command("demo", epilog="Example: globus-auto demo --src ./mydata")
+@click.option(
+    "--src",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A folder whose copy is the source (yours is only read; else sample data).",
+)
+@click.option(
+    "--dst",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A folder to use as the destination collection (else a temporary one).",
+)
+def demo_command(src: Path | None, dst: Path | None) -> None:
+    """Watch the real code path work against a local Globus service.
+
+    Needs no Globus account and touches neither your config nor your state.
+    """
+    run_demo(src, dst, click.echo)

@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from globus_auto.alerts import human_bytes
 from globus_auto.errors import EXIT_CODES_HELP, GlobusAutoError
+from globus_auto.text import human_bytes
 
 if TYPE_CHECKING:
-    from globus_auto.datastore import Datastore, TaskRecord
-    from globus_auto.globus import Gateway
-    from globus_auto.settings import Job, Settings
+    from globus_auto.datastore.records import TaskRecord
+    from globus_auto.datastore.store import Datastore
+    from globus_auto.globus.gateway import Gateway
+    from globus_auto.settings.model import Job, Settings
 
 PROBLEM_FILES_SHOWN = 20
 
@@ -48,7 +49,7 @@ def collect(
     ``store`` None means no datastore exists yet (nothing ever ran). With a
     ``gateway`` the tasks in flight are looked up at Globus.
     """
-    from globus_auto.datastore import datastore_path
+    from globus_auto.datastore.opening import datastore_path
     from globus_auto.logs import log_path
 
     return {
@@ -62,10 +63,10 @@ def collect(
 
 
 def token_health(settings: Settings, store: Datastore | None) -> dict[str, Any]:
-    """The login's health from ``auth.token_health``, plus what to do about it."""
-    from globus_auto import auth
+    """The login's health (from the tokens' files), plus what to do about it."""
+    from globus_auto.globus.tokens import token_health as health_of
 
-    health = auth.token_health(settings, store)
+    health = health_of(settings, store)
     health["problem"] = _login_problem(settings, health)
     return health
 
@@ -343,7 +344,7 @@ def status_command(
 
     Reads only the local datastore (no network) unless --refresh is given.
     """
-    from globus_auto.main import CliState
+    from globus_auto.cli.context import CliState
 
     state = ctx.find_object(CliState)
     assert state is not None
@@ -358,7 +359,11 @@ def status_command(
 
 
 def _report(settings: Settings, jobs: Sequence[Job], refresh: bool) -> dict[str, Any]:
-    from globus_auto.datastore import CorruptDatastore, datastore_path, open_datastore
+    from globus_auto.datastore.opening import (
+        CorruptDatastore,
+        datastore_path,
+        open_datastore,
+    )
     from globus_auto.errors import DatastoreError
 
     if not datastore_path(settings.state_dir).exists():
@@ -386,9 +391,9 @@ def _gateway(settings: Settings, store: Datastore) -> Gateway | None:
     )
     if not in_flight:
         return None
-    from globus_auto.main import gateway_factory
+    from globus_auto.globus.login import connect
 
-    return gateway_factory(settings, interactive=False)
+    return connect(settings, interactive=False)
 
 
 __all__ = ["collect", "render_text", "status_command", "token_health"]

@@ -1,4 +1,4 @@
-"""Sending: alert mails over SMTP and the optional heartbeat ping.
+"""Alert mails over SMTP.
 
 Every call has a timeout and every failure becomes one ``NotifyError`` with a
 message that says what went wrong and where. The caller logs it as a warning and
@@ -12,25 +12,17 @@ import logging
 import smtplib
 import socket
 import ssl
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from email.message import EmailMessage
 from typing import Literal, Protocol
 
-from .alerts import SUBJECT_PREFIX, header_safe, message_id
-from .errors import GlobusAutoError
-from .settings import DEFAULT_PORTS
+from globus_auto.alerts.message import SUBJECT_PREFIX, message_id
+from globus_auto.errors import GlobusAutoError, NotifyError
+from globus_auto.settings.model import DEFAULT_PORTS
+from globus_auto.text import header_safe
 
 log = logging.getLogger(__name__)
-
-HEARTBEAT_MAX_BODY = 10_000
-
-
-class NotifyError(GlobusAutoError):
-    """A mail or a heartbeat ping could not be delivered."""
 
 
 class SmtpSettingsLike(Protocol):
@@ -156,46 +148,3 @@ def send_test_mail(
         "If you can read it, alert mails will reach you.\n"
     )
     send_mail(message, smtp, timeout=timeout, tls_context=tls_context)
-
-
-def ping_heartbeat(
-    url: str, ok: bool, timeout: float = 10, message: str | None = None
-) -> None:
-    """Tell a healthchecks.io-style monitor how the run ended.
-
-    On success the URL itself is requested, on failure the URL with ``/fail``.
-    With ``message`` the request is a POST carrying it (monitors show it), else a
-    GET. Raises ``NotifyError`` on any failure, without echoing the URL's path,
-    which often holds the check's secret token.
-    """
-    where = _redacted(url)
-    if not where.startswith(("http://", "https://")):
-        raise NotifyError(f"heartbeat URL {where} is not an http(s) URL")
-    target = url if ok else url.rstrip("/") + "/fail"
-    data = None
-    if message is not None:
-        data = message.encode("utf-8", "replace")[:HEARTBEAT_MAX_BODY]
-    request = urllib.request.Request(
-        target, data=data, headers={"User-Agent": "globus-auto"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            response.read(1024)
-    except urllib.error.HTTPError as error:
-        raise NotifyError(f"heartbeat {where} answered HTTP {error.code}") from error
-    except urllib.error.URLError as error:
-        raise NotifyError(f"heartbeat {where} unreachable: {error.reason}") from error
-    except (OSError, ValueError) as error:
-        raise NotifyError(f"heartbeat {where} failed: {error}") from error
-
-
-def _redacted(url: str) -> str:
-    """The scheme and host of ``url``: enough to say where, without the token."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "(malformed)"
-    if not parts.scheme or not parts.hostname:
-        return "(malformed)"
-    return f"{parts.scheme}://{parts.hostname}{port}/…"

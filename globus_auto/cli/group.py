@@ -1,0 +1,117 @@
+"""The ``globus-auto`` command group: every command lazy, one error handler.
+
+Each command lives in its own module of this folder and is imported only when
+it is invoked (or listed by ``--help``), so ``globus-auto run`` never pays for
+the others. Errors reach one handler that prints one line saying what to do
+and exits with the documented code; ``-vv`` adds the traceback. This module
+imports the command modules only lazily, and they never import it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from globus_auto import __version__
+from globus_auto.cli.context import CliState
+from globus_auto.errors import EXIT_CODES_HELP, EXIT_UNEXPECTED, GlobusAutoError
+from globus_auto.logs import FILE_ONLY
+
+log = logging.getLogger("globus_auto")
+
+# Every command: the module and the attribute that holds it.
+LAZY_COMMANDS = {
+    "run": "globus_auto.cli.run:run_command",
+    "reset": "globus_auto.cli.reset:reset_command",
+    "login": "globus_auto.cli.login:login_command",
+    "logout": "globus_auto.cli.login:logout_command",
+    "status": "globus_auto.cli.status:status_command",
+    "check": "globus_auto.cli.check:check_command",
+    "cron": "globus_auto.cli.cron:cron_command",
+    "init": "globus_auto.cli.init:init_command",
+    "demo": "globus_auto.cli.demo:demo_command",
+    "emulator": "globus_auto.emulator.cli:emulator_command",
+}
+
+
+class Command(click.Group):
+    """The group: lazily loaded commands and one top-level handler for errors."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(LAZY_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = LAZY_COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        module = importlib.import_module(module_name)
+        command = getattr(module, attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GlobusAutoError as exc:
+            _fail(ctx, str(exc), exc.exit_code, exc)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            _fail(ctx, "interrupted; the next run carries on safely", 130, None)
+        except Exception as exc:
+            log.error("unexpected error", exc_info=True, extra=FILE_ONLY)
+            _fail(
+                ctx,
+                f"unexpected error: {type(exc).__name__}: {exc} "
+                "(run with -vv for the traceback; details are in the log)",
+                EXIT_UNEXPECTED,
+                exc,
+            )
+
+
+def _fail(
+    ctx: click.Context, message: str, code: int, exc: BaseException | None
+) -> None:
+    state = ctx.find_object(CliState)
+    if exc is not None and state is not None and state.verbose >= 2:
+        traceback.print_exception(exc, file=sys.stderr)
+    click.echo(f"globus-auto: error: {message}", err=True)
+    ctx.exit(code)
+
+
+@click.group(
+    cls=Command,
+    invoke_without_command=True,
+    epilog=EXIT_CODES_HELP
+    + "\n\nExample: globus-auto --config ~/.config/globus_auto/config.py run -v",
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "--config",
+    "config_option",
+    metavar="PATH",
+    help="The config.py to use (else $GLOBUS_AUTO_CONFIG, else the user's config "
+    "folder).",
+)
+@click.option("-v", "--verbose", count=True, help="-v: a line per job; -vv: details.")
+@click.version_option(__version__, prog_name="globus-auto")
+@click.pass_context
+def cli(ctx: click.Context, config_option: str | None, verbose: int) -> None:
+    """Keep a directory on one Globus collection a superset of another.
+
+    Without a command, runs every job once (the same as `globus-auto run`).
+    """
+    from globus_auto.logs import setup_console
+
+    ctx.obj = CliState(config_option, verbose)
+    setup_console(verbose)
+    if ctx.invoked_subcommand is None:
+        run = ctx.command.get_command(ctx, "run")  # type: ignore[attr-defined]
+        assert run is not None
+        ctx.invoke(run)

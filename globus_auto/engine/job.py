@@ -1,0 +1,271 @@
+"""One run of one job, start to end (DESIGN.md, "One run of one job").
+
+1. take the job's lock; 2. follow the task in flight; 3. scan the source;
+4. stop if nothing needs sending; 5. probe both collections; 6. submit one
+checksum-verified, encrypted transfer; 7. optionally wait for it and settle it.
+
+The Globus gateway is built lazily, on first need: a run with nothing to do
+makes no network call and never imports globus-sdk. Nothing here prompts or
+prints: problems become :class:`Problem` values in the :class:`JobReport`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from globus_auto.datastore.records import Observed
+from globus_auto.engine.crash import crashpoint
+from globus_auto.engine.report import DryRunFile, JobReport, RunEnv, RunOptions
+from globus_auto.engine.scan import Scanner, ScanSummary, check_source
+from globus_auto.engine.tasks import follow_task, settle, submit
+from globus_auto.engine.walk import SYMLINK_NOTE, exclude_matcher, walk
+from globus_auto.errors import (
+    EXIT_UNEXPECTED,
+    DatastoreError,
+    EndpointNotReady,
+    GlobusAutoError,
+    GlobusUnavailable,
+)
+from globus_auto.lock import Locked, job_lock
+from globus_auto.problems import SUMMARIES, Kind, Problem, classify, what_to_do
+from globus_auto.settings.model import Job
+from globus_auto.text import printable_name
+
+if TYPE_CHECKING:
+    from globus_auto.globus.gateway import Gateway
+
+log = logging.getLogger(__name__)
+
+
+def run_job(job: Job, env: RunEnv, opts: RunOptions) -> JobReport:
+    """Run one job under its lock; never raises for problems it can report."""
+    report = JobReport(job.name)
+    try:
+        with job_lock(env.settings.state_dir, job.name):
+            report.cleared.add(Kind.RUN_STUCK)  # whatever held it has ended
+            _run_locked(job, env, opts, report)  # a dry run's store is a copy
+    except Locked as held:
+        _report_locked(job, env, report, held)
+    except GlobusAutoError as exc:
+        _report_error(job, env, report, exc)
+    except sqlite3.DatabaseError as exc:  # a page damaged since the last quick_check
+        env.store.check_integrity_at_next_open()
+        damaged = DatastoreError(f"the datastore {env.store.path} is damaged: {exc}")
+        _report_error(job, env, report, damaged)
+    return report
+
+
+def _report_locked(job: Job, env: RunEnv, report: JobReport, held: Locked) -> None:
+    """Skip the job; a problem if the holder has had the lock too long.
+
+    Why: a run hanging forever (say, on a dead NFS mount) keeps its lock, and
+    every later run would skip quietly while nothing is sent.
+    """
+    report.outcome = "skipped: another run holds the lock"
+    report.skipped = True
+    limit = timedelta(hours=env.settings.task_stuck_hours)
+    if env.now() - held.since <= limit:
+        log.info("%s: another run holds the lock; skipping", job.name)
+        report.cleared.add(Kind.RUN_STUCK)  # that is a later run than the stuck one
+        return
+    pid = "?" if held.pid is None else str(held.pid)
+    report.outcome = "failed"
+    report.detail = f"a run (process {pid}) has held the lock since {held.since}"
+    files, size = _pending_safely(job, env)
+    report.fail(
+        Problem(
+            job=job.name,
+            kind=Kind.RUN_STUCK,
+            summary=SUMMARIES[Kind.RUN_STUCK],
+            what_happened=f"Process {pid} has held the lock {held.path} since "
+            f"{held.since:%Y-%m-%d %H:%M %Z}, longer than TASK_STUCK_HOURS "
+            f"({env.settings.task_stuck_hours:g} hours). Every later run skips "
+            "this job, so nothing new is sent.",
+            what_to_do=f"Check process {pid}: ps -o pid,stat,etime,args -p {pid}. "
+            f"State D usually means it hangs on a mount: check that "
+            f"{job.src_local_dir} answers (ls, df). Ending it (kill {pid}) frees "
+            "the lock and loses nothing.",
+            next_attempt="Every run checks again; the job runs once the lock is free.",
+            pending_files=files,
+            pending_bytes=size,
+        ),
+        EXIT_UNEXPECTED,
+    )
+
+
+def _report_error(
+    job: Job, env: RunEnv, report: JobReport, exc: GlobusAutoError
+) -> None:
+    kind, code = classify(exc)
+    report.outcome = "failed"
+    report.detail = str(exc)
+    files, size = _pending_safely(job, env)
+    report.fail(
+        Problem(
+            job=job.name,
+            kind=kind,
+            summary=(
+                "Globus could not be reached"
+                if isinstance(exc, GlobusUnavailable)
+                else SUMMARIES[kind]
+            ),
+            what_happened=str(exc),
+            what_to_do=what_to_do(kind, env.settings, job),
+            next_attempt="The next scheduled run will try again.",
+            pending_files=files,
+            pending_bytes=size,
+        ),
+        code,
+    )
+
+
+def _pending_safely(job: Job, env: RunEnv) -> tuple[int, int]:
+    try:
+        job_id = env.store.existing_job_id(job.identity)
+        return (0, 0) if job_id is None else env.store.pending_totals(job_id)
+    except Exception:  # the datastore itself may be the problem
+        return 0, 0
+
+
+def _run_locked(job: Job, env: RunEnv, opts: RunOptions, report: JobReport) -> None:
+    store = env.store
+    job_id = store.job_id(job.identity, job.name, env.now())
+    in_flight = False
+    if not opts.dry_run:
+        for task in store.open_tasks(job_id):
+            in_flight = follow_task(job, task, env, opts, report) or in_flight
+    report.scan = scan_job(job, job_id, env)
+    report.cleared.update({Kind.SOURCE_PROBLEM, Kind.UNSENDABLE, Kind.DATASTORE})
+    _report_unsendable(job, job_id, env, report)
+    crashpoint("after-scan")
+    if in_flight:
+        report.outcome = f"waiting for task {report.task_id} to finish"
+        return
+    cutoff = _young_cutoff(job, env.now())
+    if opts.dry_run:
+        report.would_send = [
+            DryRunFile(f.path, f.size, "new" if f.new else "changed")
+            for f in store.pending_files(job_id, cutoff)
+        ]
+        report.outcome = f"dry run: {len(report.would_send)} files would be sent"
+        return
+    count, _ = store.pending_totals(job_id, cutoff)
+    if count == 0:
+        if cutoff is None or store.pending_totals(job_id)[0] == 0:
+            # Everything is delivered, so no failed or lost transfer is owed.
+            report.cleared.add(Kind.TASK_FAILED)
+        if report.outcome == "nothing to do" and report.delivered_files == 0:
+            log.debug("%s: nothing to send", job.name)
+        return
+    gateway = env.gateway()
+    probe(job, gateway)
+    # Reaching Globus after a clean scan also shows an earlier unexpected
+    # error (say, an unreadable token file) is gone.
+    report.cleared.update({Kind.ENDPOINT_NOT_READY, Kind.LOGIN_REQUIRED})
+    report.cleared.add(Kind.UNEXPECTED)
+    task = submit(job, job_id, env, gateway, cutoff, report)
+    if opts.wait:
+        state = gateway.wait(task.task_id or "", opts.timeout)
+        settle(job, task, state, env, report)
+
+
+UNSENDABLE_SHOWN = 20
+
+
+def _report_unsendable(job: Job, job_id: int, env: RunEnv, report: JobReport) -> None:
+    """Report files the scan cannot send; the rest of the run goes on.
+
+    Why: otherwise they would be a silent gap at the destination, so the run
+    ends non-zero (1) and alerts (once per ALERT_REPEAT_HOURS). Their names are
+    shown with control characters escaped, so a name cannot shape the mail.
+    Their own kind: an open alert about them must not hide a later unmount.
+    """
+    count = env.store.count_problems(job_id, besides=SYMLINK_NOTE)
+    if count == 0:
+        return
+    shown = [
+        (path, why)
+        for path, why in env.store.problems(job_id, limit=UNSENDABLE_SHOWN * 5)
+        if why != SYMLINK_NOTE
+    ][:UNSENDABLE_SHOWN]
+    lines = [f"{printable_name(path)}: {why}" for path, why in shown]
+    if count > len(shown):
+        lines.append(f"... and {count - len(shown)} more")
+    config = f"--config {env.settings.config_path}"
+    report.fail(
+        Problem(
+            job=job.name,
+            kind=Kind.UNSENDABLE,
+            summary=SUMMARIES[Kind.UNSENDABLE],
+            what_happened=f"{count} {'file' if count == 1 else 'files'} in "
+            f"{job.src_local_dir} cannot be sent "
+            f"as they are (the first: {lines[0]}):\n" + "\n".join(lines),
+            what_to_do="Rename them or fix their permissions; list them with: "
+            f"globus-auto {config} status --job {job.name}",
+            next_attempt="Every run looks at them again and sends them once it can.",
+            pending_files=count,
+        ),
+        EXIT_UNEXPECTED,
+    )
+
+
+def _young_cutoff(job: Job, now: datetime) -> int | None:
+    """Files modified after this (ns since the epoch) are too young to send."""
+    if job.min_age <= 0:
+        return None
+    return int((now.timestamp() - job.min_age) * 1e9)
+
+
+def scan_job(job: Job, job_id: int, env: RunEnv) -> ScanSummary:
+    """Scan the job's source against its rows, writing changes in batches."""
+    store = env.store
+    root = os.fsencode(job.src_local_dir)
+    check_source(
+        root,
+        lambda: store.count_files(job_id),  # counted only if empty
+        f"globus-auto --config {env.settings.config_path} reset --job {job.name}",
+    )
+    reader = store.reader()
+    try:
+        with reader:
+            reader.execute("BEGIN")
+
+            def sink(observed: Sequence[Observed], gone: Sequence[bytes]) -> None:
+                store.apply_scan_batch(job_id, observed, gone)
+                crashpoint("during-scan")
+
+            scanner = Scanner(root, sink, progress=env.progress)
+            summary = scanner.run(
+                walk(root, exclude_matcher(job.exclude)),
+                store.iter_stored(job_id, reader),
+            )
+            reader.execute("COMMIT")
+    finally:
+        reader.close()
+    log.info(
+        "%s: scanned %d files (%d new, %d changed, %d gone, %d read)",
+        job.name,
+        summary.files,
+        summary.new,
+        summary.changed,
+        summary.gone,
+        summary.hashed_files,
+    )
+    return summary
+
+
+def probe(job: Job, gateway: Gateway) -> None:
+    """Both collections ready, the source path there, the destination created."""
+    gateway.check_collection(job.src_id, "source")
+    gateway.check_collection(job.dst_id, "destination")
+    if not gateway.list_dir(job.src_id, job.src_dir, "source"):
+        raise EndpointNotReady(
+            f"{job.src_dir} does not exist on the source collection {job.src_id}; "
+            "check SRC_DIR (and src_local_dir if the local path differs)"
+        )
+    gateway.make_dirs(job.dst_id, job.dst_dir)

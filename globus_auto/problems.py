@@ -1,0 +1,169 @@
+"""The run's vocabulary: the kinds of problem, and a problem in its user's words.
+
+A run reports what went wrong as :class:`Problem` values; the alert policy
+de-duplicates them per (job, :class:`Kind`). Imports nothing of the project.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from globus_auto.errors import (
+    EXIT_ENDPOINT_NOT_READY,
+    EXIT_LOGIN_REQUIRED,
+    EXIT_TRANSFER_FAILED,
+    EXIT_UNEXPECTED,
+    DatastoreError,
+    EndpointNotReady,
+    GlobusAutoError,
+    GlobusUnavailable,
+    LoginRequired,
+    SourceError,
+    TransferFailed,
+)
+from globus_auto.settings.model import Job, Settings
+
+if TYPE_CHECKING:
+    pass
+    from globus_auto.settings.model import Job, Settings
+
+log = logging.getLogger(__name__)
+
+
+class Kind(str, Enum):
+    """The kinds of problem a run can report; one open alert per job and kind."""
+
+    ENDPOINT_NOT_READY = "endpoint-not-ready"
+    LOGIN_REQUIRED = "login-required"
+    TASK_FAILED = "task-failed"
+    TASK_STUCK = "task-stuck"
+    SOURCE_PROBLEM = "source-problem"  # the source is missing or unmounted
+    UNSENDABLE = "unsendable-files"  # some files in it cannot be sent as they are
+    DATASTORE = "datastore"
+    RUN_STUCK = "run-stuck"  # a run has held the job's lock too long
+    UNEXPECTED = "unexpected"
+
+
+AlertKey = tuple[str, Kind]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something a run found wrong for one job, in words meant for its user."""
+
+    job: str
+    kind: Kind
+    summary: str  # short, for the subject: "[globus-auto] <job>: <summary>"
+    what_happened: str
+    what_to_do: str  # exact commands where possible
+    next_attempt: str  # e.g. "The next cron run will try again."
+    pending_files: int = 0  # what has not been delivered yet
+    pending_bytes: int = 0
+
+    @property
+    def key(self) -> AlertKey:
+        return (self.job, self.kind)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values, for the datastore."""
+        values = dataclasses.asdict(self)
+        values["kind"] = self.kind.value
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Problem:
+        """The inverse of ``to_dict``."""
+        return cls(**{**values, "kind": Kind(values["kind"])})
+
+
+SUMMARIES = {
+    Kind.ENDPOINT_NOT_READY: "a collection is not ready",
+    Kind.LOGIN_REQUIRED: "Globus login or consent required",
+    Kind.TASK_FAILED: "a transfer failed",
+    Kind.TASK_STUCK: "a transfer is not progressing",
+    Kind.SOURCE_PROBLEM: "the source directory is not usable",
+    Kind.UNSENDABLE: "some files cannot be sent",
+    Kind.DATASTORE: "the datastore is not usable",
+    Kind.RUN_STUCK: "a run has not finished",
+    Kind.UNEXPECTED: "an unexpected error",
+}
+
+
+def classify(exc: GlobusAutoError) -> tuple[Kind, int]:
+    if isinstance(exc, LoginRequired):
+        return Kind.LOGIN_REQUIRED, EXIT_LOGIN_REQUIRED
+    if isinstance(exc, EndpointNotReady):
+        return Kind.ENDPOINT_NOT_READY, EXIT_ENDPOINT_NOT_READY
+    if isinstance(exc, TransferFailed):
+        return Kind.TASK_FAILED, EXIT_TRANSFER_FAILED
+    if isinstance(exc, SourceError):
+        return Kind.SOURCE_PROBLEM, EXIT_UNEXPECTED
+    if isinstance(exc, DatastoreError):
+        return Kind.DATASTORE, EXIT_UNEXPECTED
+    if isinstance(exc, GlobusUnavailable):
+        return Kind.UNEXPECTED, EXIT_UNEXPECTED
+    return Kind.UNEXPECTED, exc.exit_code
+
+
+def what_to_do(kind: Kind, settings: Settings, job: Job) -> str:
+    config = f"--config {settings.config_path}"
+    status = f"globus-auto {config} status --job {job.name}"
+    if kind is Kind.LOGIN_REQUIRED:
+        if settings.client_secret:
+            return (
+                "Check that the service account's client id and secret are valid and "
+                f"that it has access to both collections, then run: {status}"
+            )
+        return f"Log in again on a terminal: globus-auto {config} login"
+    if kind is Kind.ENDPOINT_NOT_READY:
+        return (
+            f"Check that collections {job.src_id} and {job.dst_id} are online and "
+            f"that the paths exist, then run: globus-auto {config} check"
+        )
+    if kind is Kind.SOURCE_PROBLEM:
+        return f"Check that {job.src_local_dir} is mounted and readable, then: {status}"
+    if kind is Kind.TASK_FAILED:
+        return f"See the task at https://app.globus.org/activity and run: {status}"
+    return f"Run {status} and read the log in {settings.state_dir}"
+
+
+def unexpected_problem(job: str, error: BaseException, log_path: str) -> Problem:
+    """The alert for an error nobody anticipated, pointing at the log."""
+    return Problem(
+        job=job,
+        kind=Kind.UNEXPECTED,
+        summary="an unexpected error",
+        what_happened=f"{type(error).__name__}: {error}",
+        what_to_do=(
+            f"Read the traceback in the log {log_path}; if the error persists, "
+            "report it with that traceback."
+        ),
+        next_attempt="The next scheduled run will try again.",
+    )
+
+
+def corrupt_problems(settings: Settings, reason: str, aside: Path) -> list[Problem]:
+    """One problem per job: the datastore was unreadable and was started afresh."""
+    return [
+        Problem(
+            job=job.name,
+            kind=Kind.DATASTORE,
+            summary="the datastore was corrupt and was reset",
+            what_happened=f"{reason}. It was moved to {aside}.",
+            what_to_do="Nothing is needed: the tool started afresh and sends "
+            "everything again with a checksum sync, which skips what the "
+            "destination already has. Keep the moved file for a bug report.",
+            next_attempt="This run carries on with a fresh datastore.",
+        )
+        for job in settings.jobs
+    ]
+
+
+def login_command(settings: Settings) -> str:
+    """The exact command a person runs to log in again."""
+    return f"globus-auto --config {settings.config_path} login"

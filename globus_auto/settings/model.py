@@ -1,0 +1,133 @@
+"""The settings as frozen dataclasses: what every other part reads of the config.
+
+Plain values with no I/O beyond reading the SMTP password file on demand.
+Imports only :mod:`globus_auto.errors`; finding, executing and validating the
+config live in :mod:`.source` and :mod:`.validate`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+
+from globus_auto.errors import ConfigError
+
+APP_NAME = "globus_auto"
+CONFIG_ENV = "GLOBUS_AUTO_CONFIG"
+CLIENT_SECRET_ENV = "GLOBUS_AUTO_CLIENT_SECRET"
+DEFAULT_PASSWORD_ENV = "GLOBUS_AUTO_EMAIL_PASSWORD"
+DEFAULT_JOB_NAME = "default"
+DEFAULT_RECURSIVE_THRESHOLD = 1000
+
+Security = Literal["starttls", "ssl", "none"]
+SECURITY_VALUES: tuple[Security, ...] = ("starttls", "ssl", "none")
+DEFAULT_PORTS: dict[str, int] = {"ssl": 465, "starttls": 587, "none": 25}
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """How to reach the SMTP server; the password itself is never stored here."""
+
+    host: str = "localhost"
+    port: int | None = None  # None: 465 for ssl, 587 for starttls, 25 otherwise
+    security: Security = "none"
+    username: str | None = None
+    password_file: Path | None = None
+    password_env: str = DEFAULT_PASSWORD_ENV
+
+    @property
+    def effective_port(self) -> int:
+        """The configured port, or the usual one for the security mode."""
+        return self.port if self.port is not None else DEFAULT_PORTS[self.security]
+
+    def password(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """Read the SMTP password now: from ``password_file`` (one trailing
+        newline stripped) if set, else from the ``password_env`` variable.
+
+        Returns None when neither gives one. A file that cannot be read raises
+        ConfigError naming the file (never its content).
+        """
+        if self.password_file is not None:
+            try:
+                text = self.password_file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(
+                    f"EMAIL_PASSWORD_FILE: cannot read {self.password_file}: "
+                    f"{getattr(exc, 'strerror', None) or type(exc).__name__}"
+                ) from None
+            return text.rstrip("\r\n") or None
+        env = os.environ if environ is None else environ
+        return env.get(self.password_env) or None
+
+
+@dataclass(frozen=True)
+class Job:
+    """One source directory kept mirrored (as a superset) into one destination."""
+
+    name: str
+    src_id: str
+    src_dir: str
+    src_local_dir: Path
+    dst_id: str
+    dst_dir: str
+    exclude: tuple[str, ...] = ()
+    min_age: float = 0.0
+    recursive_threshold: int = DEFAULT_RECURSIVE_THRESHOLD
+    email_recipients: tuple[str, ...] = ()
+
+    @property
+    def identity(self) -> str:
+        """A stable key from both endpoints and both paths.
+
+        Why: pointing a job at a new destination must start it afresh. JSON keeps
+        the key unambiguous whatever characters the paths contain.
+        """
+        return json.dumps(
+            [self.src_id, self.src_dir, self.dst_id, self.dst_dir],
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything loaded from one config file. Secrets stay out of ``repr``."""
+
+    config_path: Path
+    client_id: str | None
+    client_secret: str | None = field(repr=False)
+    state_dir: Path
+    email_sender: str | None
+    smtp: SmtpSettings
+    alert_repeat_hours: float = 24.0
+    task_stuck_hours: float = 24.0
+    heartbeat_url: str | None = None
+    auth_keepalive_days: float = 30.0
+    jobs: tuple[Job, ...]
+    notes: tuple[str, ...] = ()
+
+    def job(self, name: str) -> Job:
+        """The job called ``name``; ConfigError listing the known jobs if absent."""
+        for job in self.jobs:
+            if job.name == name:
+                return job
+        known = ", ".join(job.name for job in self.jobs) or "none"
+        raise ConfigError(
+            f"{self.config_path}: no job named {name!r}; known jobs: {known}"
+        )
+
+
+def default_config_path() -> Path:
+    """``config.py`` in the platformdirs user config folder for globus_auto."""
+    return platformdirs.user_config_path(APP_NAME) / "config.py"
+
+
+def default_state_dir() -> Path:
+    """The platformdirs user state folder for globus_auto."""
+    return platformdirs.user_state_path(APP_NAME)

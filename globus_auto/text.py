@@ -1,0 +1,67 @@
+"""Text for people: byte counts, file names, secrets kept out of messages.
+
+One definition of each: the control-character pattern, the redaction of
+secrets. Imports only the standard library (the settings for type checking).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from globus_auto.settings.model import Settings
+
+REDACTED = "[redacted]"
+# Runs of C0/C1 control characters and the Unicode line and paragraph
+# separators: anything that could start a new line in a mail or a terminal.
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def human_bytes(count: int) -> str:
+    """Binary units: 0 B, 1023 B, 1.0 KiB, 1.5 MiB, ..."""
+    if count < 1024:
+        return f"{count} B"
+    value = float(count)
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        value /= 1024
+        if value < 1024 or unit == "PiB":
+            break
+    return f"{value:.1f} {unit}"
+
+
+def header_safe(text: str) -> str:
+    """``text`` with every run of control characters (CR, LF, ...) made one space.
+
+    A job or file name must never be able to start a new header line.
+    """
+    return CONTROL_CHARS.sub(" ", text).strip()
+
+
+def printable_name(path: bytes) -> str:
+    """A file name for people: undecodable bytes and control characters escaped."""
+    text = path.decode("utf-8", "backslashreplace")
+    return CONTROL_CHARS.sub(
+        lambda m: m.group().encode("unicode_escape").decode(), text
+    )
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    """Values of ``settings`` that must never appear in a message or a file.
+
+    The client secret and the SMTP password; values shorter than 4 characters
+    are left alone, since replacing them would garble ordinary text.
+    """
+    found = [settings.client_secret or ""]
+    with contextlib.suppress(Exception):  # unreadable: then nothing to hide
+        found.append(settings.smtp.password() or "")
+    return [s for s in found if len(s) >= 4]
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every value of ``secrets`` replaced by ``[redacted]``."""
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    return text
