@@ -1,4 +1,12 @@
-"""Shared fixtures: the local Globus service and a loopback SMTP server."""
+"""Shared fixtures: the local Globus service and a loopback SMTP server.
+
+The tests come in tiers, each a folder: ``unit/`` (pure functions, seconds),
+``integration/`` (real SQLite, real temporary trees, a real SMTP server),
+``emulator/`` (the local Globus service itself, driven over HTTP and through
+globus-sdk) and ``e2e/`` (the ``globus-auto`` command against the emulator).
+Helpers shared by the tiers live in ``support/``, which pytest puts on the
+import path (``pythonpath`` in pyproject.toml).
+"""
 
 from emulator_fixtures import *  # noqa: F403
 from smtp_fixtures import *  # noqa: F403

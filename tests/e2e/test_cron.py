@@ -17,7 +17,7 @@ from emulator_fixtures import TestEmulator
 from globus_auto.cli.cron import crontab_line, schedule_for, shell_command
 from globus_auto.cli.group import cli
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def write_config(tmp_path: Path, emulator: TestEmulator, **extra: Any) -> Path:

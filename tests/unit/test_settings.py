@@ -12,7 +12,7 @@ import pytest
 from globus_auto.errors import ConfigError
 from globus_auto.settings import model, source, validate
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SRC = "6a1f6f2e-5e5b-4c3e-9e1a-0c1d2e3f4a5b"
 DST = "9D4E1E0C-3B2A-4F1E-8D7C-6B5A4F3E2D1C"  # upper case, as sometimes pasted
 CLIENT = "0e7d2f3a-1b2c-4d5e-8f90-a1b2c3d4e5f6"

@@ -1,5 +1,6 @@
-"""Alerts a review found missing or wrong, end to end: config.py → run →
-emulator → real SMTP server (the ``World`` of ``test_alerts_e2e``)."""
+"""Alert cases end to end (unmount beside unsendable files, a lost task, a held
+lock, pending counts in every alert): config.py → run →
+emulator → real SMTP server (the ``World`` of ``support/alert_world.py``)."""
 
 from __future__ import annotations
 
@@ -13,17 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alert_world import FILES, PREFIX, World, assert_alert, tree
 from emulator_fixtures import TestEmulator
 from helpers_e2e import alert_kinds, dump_table
 from smtp_fixtures import SmtpTestServer
-from test_alerts_e2e import FILES, PREFIX, World, assert_alert, monitor, tree
 
 from globus_auto.datastore import opening
 from globus_auto.engine import job as job_run
 from globus_auto.errors import DatastoreError
 from globus_auto.lock import job_lock, lock_path
-
-__all__ = ["monitor"]  # the heartbeat fixture, used here too
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The fast paths of the scan: leaf folders, runs compared whole, rows put back.
 
-tests/test_scan.py covers what a scan finds; these cover the ways the walk
+tests/integration/test_scan.py covers what a scan finds; these cover the ways the walk
 takes to get there quickly, each against the plain answer.
 """
 
