@@ -1,10 +1,14 @@
 """The exception hierarchy and the documented exit codes.
 
-Every error a user can meet is one of these; the top-level handler in ``main``
-prints its message (one line that says what to do next) and exits with its code.
+Every error a user can meet is one of these; the top-level handler
+(:mod:`globus_auto.cli.group`) prints its message (one line that says what to do
+next) and exits with its code, and a run turns it into an alert of its kind.
+Imports only :mod:`globus_auto.problems` (for the kinds).
 """
 
 from __future__ import annotations
+
+from globus_auto.problems import Kind
 
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
@@ -26,9 +30,14 @@ Exit codes:
 
 
 class GlobusAutoError(Exception):
-    """Base of every error this tool reports to its user."""
+    """Base of every error this tool reports to its user.
+
+    Each class carries the exit code the command ends with and the kind of
+    alert a run raises for it.
+    """
 
     exit_code = EXIT_UNEXPECTED
+    kind = Kind.UNEXPECTED
 
 
 class ConfigError(GlobusAutoError):
@@ -41,30 +50,35 @@ class SourceError(GlobusAutoError):
     """The source directory is missing, unreadable or looks unmounted."""
 
     exit_code = EXIT_UNEXPECTED
+    kind = Kind.SOURCE_PROBLEM
 
 
 class DatastoreError(GlobusAutoError):
     """The datastore could not be opened or written."""
 
     exit_code = EXIT_UNEXPECTED
+    kind = Kind.DATASTORE
 
 
 class LoginRequired(GlobusAutoError):
     """A login or a consent is needed before the tool can talk to Globus."""
 
     exit_code = EXIT_LOGIN_REQUIRED
+    kind = Kind.LOGIN_REQUIRED
 
 
 class EndpointNotReady(GlobusAutoError):
     """A collection is unknown, offline, paused or refuses the listing."""
 
     exit_code = EXIT_ENDPOINT_NOT_READY
+    kind = Kind.ENDPOINT_NOT_READY
 
 
 class TransferFailed(GlobusAutoError):
     """Globus reported a task FAILED, or a submission was refused."""
 
     exit_code = EXIT_TRANSFER_FAILED
+    kind = Kind.TASK_FAILED
 
 
 class TaskUnknown(GlobusAutoError):
@@ -75,6 +89,7 @@ class TaskUnknown(GlobusAutoError):
     """
 
     exit_code = EXIT_TRANSFER_FAILED
+    kind = Kind.TASK_FAILED
 
 
 class GlobusUnavailable(GlobusAutoError):

@@ -11,10 +11,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    pass
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +58,7 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def read_json(path: Path) -> Any:
+    """The JSON value in ``path``; None when it is missing or unreadable."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -1,38 +1,23 @@
-"""The run's vocabulary: the kinds of problem, and a problem in its user's words.
+"""The run's vocabulary and the users' wording: kinds of problem, and problems.
 
-A run reports what went wrong as :class:`Problem` values; the alert policy
-de-duplicates them per (job, :class:`Kind`). Imports nothing of the project.
+A run reports what went wrong as :class:`Problem` values, in words meant for
+the person who gets the mail; the alert policy de-duplicates them per (job,
+:class:`Kind`). The wording of every kind lives here, in one place: the
+summary of each kind and what to do about it. Imports nothing of the project
+at run time (the settings only for type checking), so every layer may use it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from globus_auto.errors import (
-    EXIT_ENDPOINT_NOT_READY,
-    EXIT_LOGIN_REQUIRED,
-    EXIT_TRANSFER_FAILED,
-    EXIT_UNEXPECTED,
-    DatastoreError,
-    EndpointNotReady,
-    GlobusAutoError,
-    GlobusUnavailable,
-    LoginRequired,
-    SourceError,
-    TransferFailed,
-)
-from globus_auto.settings.model import Job, Settings
-
 if TYPE_CHECKING:
-    pass
-    from globus_auto.settings.model import Job, Settings
+    from pathlib import Path
 
-log = logging.getLogger(__name__)
+    from globus_auto.settings.model import Job, Settings
 
 
 class Kind(str, Enum):
@@ -94,23 +79,8 @@ SUMMARIES = {
 }
 
 
-def classify(exc: GlobusAutoError) -> tuple[Kind, int]:
-    if isinstance(exc, LoginRequired):
-        return Kind.LOGIN_REQUIRED, EXIT_LOGIN_REQUIRED
-    if isinstance(exc, EndpointNotReady):
-        return Kind.ENDPOINT_NOT_READY, EXIT_ENDPOINT_NOT_READY
-    if isinstance(exc, TransferFailed):
-        return Kind.TASK_FAILED, EXIT_TRANSFER_FAILED
-    if isinstance(exc, SourceError):
-        return Kind.SOURCE_PROBLEM, EXIT_UNEXPECTED
-    if isinstance(exc, DatastoreError):
-        return Kind.DATASTORE, EXIT_UNEXPECTED
-    if isinstance(exc, GlobusUnavailable):
-        return Kind.UNEXPECTED, EXIT_UNEXPECTED
-    return Kind.UNEXPECTED, exc.exit_code
-
-
 def what_to_do(kind: Kind, settings: Settings, job: Job) -> str:
+    """The commands that fix a problem of ``kind`` for ``job``, for the mail."""
     config = f"--config {settings.config_path}"
     status = f"globus-auto {config} status --job {job.name}"
     if kind is Kind.LOGIN_REQUIRED:
@@ -137,7 +107,7 @@ def unexpected_problem(job: str, error: BaseException, log_path: str) -> Problem
     return Problem(
         job=job,
         kind=Kind.UNEXPECTED,
-        summary="an unexpected error",
+        summary=SUMMARIES[Kind.UNEXPECTED],
         what_happened=f"{type(error).__name__}: {error}",
         what_to_do=(
             f"Read the traceback in the log {log_path}; if the error persists, "
@@ -162,6 +132,24 @@ def corrupt_problems(settings: Settings, reason: str, aside: Path) -> list[Probl
         )
         for job in settings.jobs
     ]
+
+
+def datastore_unusable_problem(
+    settings: Settings, job: str, error: BaseException
+) -> Problem:
+    """The datastore cannot be opened or written: no job could run."""
+    return Problem(
+        job=job,
+        kind=Kind.DATASTORE,
+        summary=SUMMARIES[Kind.DATASTORE],
+        what_happened=f"{error}. No job ran.",
+        what_to_do=(
+            f"Check that {settings.state_dir} is writable by this user and "
+            "that its disk has free space, then run: globus-auto --config "
+            f"{settings.config_path} status"
+        ),
+        next_attempt="The next scheduled run will try again.",
+    )
 
 
 def login_command(settings: Settings) -> str:

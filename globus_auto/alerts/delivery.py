@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from globus_auto.alerts import policy
 from globus_auto.alerts.heartbeat import ping_heartbeat
@@ -25,14 +25,30 @@ from globus_auto.alerts.store import (
     open_alerts,
     record_to_dict,
 )
-from globus_auto.datastore.store import Datastore
-from globus_auto.engine.report import JobReport
+from globus_auto.datastore.store import Datastore, pending_or_nothing
 from globus_auto.errors import NotifyError
 from globus_auto.problems import Kind, Problem
 from globus_auto.settings.model import Job, Settings
 from globus_auto.text import redact, secrets_of
 
 log = logging.getLogger(__name__)
+
+
+class RunOutcome(Protocol):
+    """What the alerts read of one job's run (the engine's ``JobReport``)."""
+
+    @property
+    def job(self) -> str: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def exit_code(self) -> int: ...
+    @property
+    def skipped(self) -> bool: ...
+    @property
+    def problems(self) -> Sequence[Problem]: ...
+    @property
+    def cleared(self) -> Collection[Kind]: ...
 
 
 HEARTBEAT_TIMEOUT = 10.0  # seconds; a slow monitor must not hold up cron
@@ -54,7 +70,7 @@ def _everyone(jobs: Iterable[Job]) -> tuple[str, ...]:
 def after_run(
     settings: Settings,
     store: AlertStore,
-    reports: Sequence[JobReport],
+    reports: Sequence[RunOutcome],
     now: datetime,
     extra_problems: Sequence[Problem] = (),
 ) -> None:
@@ -69,7 +85,7 @@ def after_run(
 def process_alerts(
     settings: Settings,
     store: AlertStore,
-    reports: Sequence[JobReport],
+    reports: Sequence[RunOutcome],
     now: datetime,
     extra_problems: Sequence[Problem] = (),
 ) -> int:
@@ -128,13 +144,8 @@ def with_pending(
 
 
 def _pending_of(settings: Settings, store: Datastore, name: str) -> tuple[int, int]:
-    identities = [job.identity for job in settings.jobs if job.name == name]
-    try:
-        job_id = store.existing_job_id(identities[0]) if identities else None
-        return (0, 0) if job_id is None else store.pending_totals(job_id)
-    except Exception as exc:  # the datastore may be the problem
-        log.debug("no pending counts for %s: %s", name, exc)
-        return 0, 0
+    job = settings.job_named(name)
+    return pending_or_nothing(store, None if job is None else job.identity)
 
 
 def _adopt_fallback(settings: Settings, store: AlertStore) -> None:
@@ -237,7 +248,7 @@ def _redact(problem: Problem, secrets: Sequence[str]) -> Problem:
     return replace(problem, **changes)
 
 
-def ping(settings: Settings, reports: Sequence[JobReport]) -> None:
+def ping(settings: Settings, reports: Sequence[RunOutcome]) -> None:
     """Tell the heartbeat monitor whether this run went well."""
     if not settings.heartbeat_url:
         return

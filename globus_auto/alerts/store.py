@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any, Protocol
 from globus_auto.alerts.policy import AlertRecord
 from globus_auto.datastore.opening import datastore_path
 from globus_auto.datastore.store import Datastore
+from globus_auto.files import read_json, write_private_json
 from globus_auto.problems import Problem
 from globus_auto.settings.model import Settings
 
@@ -61,24 +61,16 @@ class FallbackAlertStore:
         self.path.unlink(missing_ok=True)
 
     def _load(self) -> dict[str, dict[str, object]]:
-        try:
-            loaded = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            log.warning("ignoring unreadable %s: %s", self.path, exc)
-            return {}
+        loaded = read_json(self.path)
+        if loaded is None and self.path.exists():
+            log.warning("ignoring the unreadable %s", self.path)
         return loaded if isinstance(loaded, dict) else {}
 
     def _save(self, rows: dict[str, dict[str, object]]) -> None:
-        if not rows:
+        if rows:
+            write_private_json(self.path, rows)
+        else:
             self.delete()
-            return
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(rows, handle, sort_keys=True)
-        os.replace(temporary, self.path)
 
 
 def _job_of(row: dict[str, object]) -> object:

@@ -114,7 +114,7 @@ def check_login(settings: Settings) -> tuple[Gateway | None, Check]:
         else f"run on a terminal: globus-auto --config {settings.config_path} login"
     )
     try:
-        gateway = connect(settings, interactive=False)
+        gateway = connect(settings, prompt=None)
         from globus_auto.globus.errors import globus_errors
 
         with globus_errors("checking the login with Globus Transfer"):

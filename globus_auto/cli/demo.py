@@ -139,7 +139,7 @@ def _steps(
 
     def one_run(title: str) -> None:
         echo(f"\n== {title}")
-        (report,) = run_session(settings, settings.jobs, opts, interactive=False)
+        (report,) = run_session(settings, settings.jobs, opts)
         scanned = report.scan.files if report.scan else 0
         echo(
             f"   scanned {scanned} files; sent {report.files_sent} file(s) "

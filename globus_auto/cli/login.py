@@ -8,6 +8,8 @@ command line nothing prompts.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -15,10 +17,12 @@ import click
 
 from globus_auto.cli.context import CliState
 from globus_auto.engine.login_gate import login_problem
-from globus_auto.globus.login import is_interactive, run_login, run_logout
+from globus_auto.globus.login import run_login, run_logout
 
 if TYPE_CHECKING:
     from globus_auto.settings.model import Job, Settings
+from globus_auto.errors import LoginRequired
+from globus_auto.problems import login_command as login_again
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +42,12 @@ def login_command(state: CliState, browser: bool, no_browser: bool) -> None:
     Prints the address to open; the code it shows is pasted back here.
     """
     settings = state.settings()
-    click.echo(run_login(settings, open_browser=browser and not no_browser))
+    if not settings.client_secret and not is_interactive():
+        raise LoginRequired(
+            "globus-auto login needs a terminal to paste the code into; run it in an "
+            f"interactive shell: {login_again(settings)}"
+        )
+    click.echo(run_login(settings, TerminalPrompt(browser and not no_browser)))
 
 
 @click.command("logout", epilog="Example: globus-auto logout")
@@ -48,17 +57,13 @@ def logout_command(state: CliState) -> None:
     click.echo(run_logout(state.settings()))
 
 
-def offer_login(
-    settings: Settings, jobs: Iterable[Job], interactive: bool | None = None
-) -> None:
+def offer_login(settings: Settings, jobs: Iterable[Job]) -> None:
     """On a terminal, when a job cannot run without a login, offer it now.
 
     Asked once per run, before the jobs: the run itself never asks again.
     End of input at the question is a "no".
     """
-    if settings.client_secret or not (
-        is_interactive() if interactive is None else interactive
-    ):
+    if settings.client_secret or not is_interactive():
         return
     reasons = [r for job in jobs if (r := login_problem(settings, job))]
     if not reasons:
@@ -70,4 +75,53 @@ def offer_login(
         click.echo("", err=True)
         return
     if accepted:
-        click.echo(run_login(settings))  # the URL only: a browser is opt-in
+        click.echo(run_login(settings, TerminalPrompt()))  # a browser is opt-in
+
+
+def is_interactive() -> bool:
+    """True when a person can answer a prompt on this process's terminal."""
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def terminal_prompt() -> TerminalPrompt | None:
+    """The prompt for a login during a run: None without a terminal (cron)."""
+    return TerminalPrompt() if is_interactive() else None
+
+
+class TerminalPrompt:
+    """A login's prompt on this terminal (:class:`globus.prompt.LoginPrompt`)."""
+
+    def __init__(self, open_browser: bool = False) -> None:
+        self.open_browser = open_browser
+
+    def show_url(self, url: str) -> None:
+        click.echo(
+            f"\nOpen this address in a browser and log in to Globus:\n\n  {url}\n"
+        )
+        if self.open_browser and _open_browser(url):
+            click.echo("(a browser window was opened for it)")
+
+    def read_code(self) -> str:
+        try:
+            return input("Then paste the authorization code here: ")
+        except EOFError:
+            return ""
+
+    def say(self, text: str) -> None:
+        click.echo(f"globus-auto: {text}", err=True)
+
+
+def _open_browser(url: str) -> bool:
+    """Open ``url`` in a graphical browser if this session has one."""
+    import webbrowser
+
+    if os.environ.get("SSH_CONNECTION") or os.environ.get("SSH_TTY"):
+        return False
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        return False
+    try:
+        return bool(webbrowser.get().open(url))
+    except webbrowser.Error:
+        return False

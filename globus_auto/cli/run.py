@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import click
 
 from globus_auto.cli.context import CliState
-from globus_auto.cli.login import offer_login
+from globus_auto.cli.login import offer_login, terminal_prompt
 from globus_auto.cli.progress import progress_printer
 from globus_auto.engine.report import RunOptions
 from globus_auto.engine.session import run_session
@@ -62,6 +62,7 @@ def run_command(
         settings,
         jobs,
         RunOptions(dry_run, wait, timeout),
+        prompt=None if dry_run else terminal_prompt(),
         progress=progress_printer() if sys.stderr.isatty() else None,
     )
     code = max((r.exit_code for r in reports), default=0)

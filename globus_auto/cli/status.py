@@ -148,22 +148,23 @@ def _last_run(store: Datastore, job: str) -> dict[str, Any] | None:
 
 
 def _alerts(store: Datastore, job: str) -> list[dict[str, Any]]:
-    result = []
-    for row in store.alert_rows(job):
-        problem = dict(row.get("problem") or {})  # type: ignore[call-overload]
-        if row.get("resolved_at"):
-            continue  # fixed; only the "resolved" mail is still to go out
-        result.append(
-            {
-                "kind": problem.get("kind"),
-                "summary": problem.get("summary"),
-                "what_happened": problem.get("what_happened"),
-                "what_to_do": problem.get("what_to_do"),
-                "since": row.get("first_seen"),
-                "last_mailed": row.get("last_sent"),
-            }
-        )
-    return result
+    """The job's open alerts (those not yet found fixed), as JSON-ready values."""
+    from globus_auto.alerts.store import open_alerts
+
+    return [
+        {
+            "kind": record.kind.value,
+            "summary": record.summary,
+            "what_happened": record.problem.what_happened,
+            "what_to_do": record.problem.what_to_do,
+            "since": record.first_seen.isoformat(),
+            "last_mailed": None
+            if record.last_sent is None
+            else record.last_sent.isoformat(),
+        }
+        for record in open_alerts(store, job)
+        if record.resolved_at is None  # fixed; only the "resolved" mail is to go out
+    ]
 
 
 def _task(task: TaskRecord, gateway: Gateway | None) -> dict[str, Any]:
@@ -393,7 +394,7 @@ def _gateway(settings: Settings, store: Datastore) -> Gateway | None:
         return None
     from globus_auto.globus.login import connect
 
-    return connect(settings, interactive=False)
+    return connect(settings, prompt=None)
 
 
 __all__ = ["collect", "render_text", "status_command", "token_health"]

@@ -86,3 +86,13 @@ def ts_text(when: datetime) -> str:
 
 def ts_parse(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
+
+
+@dataclass(frozen=True)
+class PendingFile:
+    """A file whose observed digest Globus has not delivered yet."""
+
+    path: bytes
+    size: int
+    digest: bytes
+    new: bool = True  # never delivered in any version

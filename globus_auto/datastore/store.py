@@ -4,102 +4,37 @@ Per job it keeps the observed state of every tracked file, the digest Globus is
 known to have delivered, the tasks in flight and the files each carries, the
 open alerts and the run history. Deleting the file resets the tool.
 
-The connection runs in autocommit mode (``isolation_level=None``) and every
-logical step is one explicit ``BEGIN IMMEDIATE`` transaction, so a crash at any
-point leaves either the whole step or none of it. Opening, the schema check
-and moving a damaged file aside live in :mod:`.opening`.
+Every logical step is one ``BEGIN IMMEDIATE`` transaction (:mod:`.connection`);
+alerts and runs are :mod:`.history`; opening, the schema check and moving a
+damaged file aside live in :mod:`.opening`. Imports those and :mod:`.records`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
+import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from pathlib import Path
 
+from globus_auto.datastore.history import History
 from globus_auto.datastore.records import (
     PREPARING,
     SETTLED,
     SUBMITTED,
     Observed,
-    RunRecord,
+    PendingFile,
     StoredFile,
     StoredRow,
     TaskRecord,
     ts_parse,
     ts_text,
 )
-from globus_auto.engine.plan import PendingFile
-from globus_auto.errors import DatastoreError
+
+log = logging.getLogger(__name__)
 
 
-class Datastore:
+class Datastore(History):
     """The SQLite datastore. Open it with :func:`open_datastore`."""
-
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
-        self.path = path
-        self._conn = conn
-
-    # -- plumbing ----------------------------------------------------------
-
-    def close(self) -> None:
-        self._conn.close()
-
-    def copy_to(self, target: Path) -> None:
-        """Copy this datastore into the new file ``target`` (0600).
-
-        SQLite's backup API gives a consistent copy while others write.
-        """
-        os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        try:
-            copy = sqlite3.connect(target)
-            try:
-                self._conn.backup(copy)
-            finally:
-                copy.close()
-        except sqlite3.Error as exc:
-            raise DatastoreError(
-                f"cannot copy the datastore {self.path} into {target}: {exc}; "
-                "check the disk has free space"
-            ) from exc
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` … ``COMMIT``; rolled back if the body raises."""
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise DatastoreError(
-                f"cannot write the datastore {self.path}: {exc}"
-            ) from exc
-        try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        else:
-            try:
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise DatastoreError(
-                    f"cannot write the datastore {self.path}: {exc}; "
-                    "check the disk has free space"
-                ) from exc
-
-    def check_integrity_at_next_open(self) -> None:
-        """Have the next open run PRAGMA quick_check (best effort: the file
-        may be too damaged to write)."""
-        with contextlib.suppress(sqlite3.Error):
-            self._conn.execute("DELETE FROM meta WHERE key = 'integrity_checked'")
-
-    def reader(self) -> sqlite3.Connection:
-        """A second connection for long reads that run beside writes (WAL)."""
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA query_only = ON")
-        return conn
 
     # -- jobs --------------------------------------------------------------
 
@@ -412,70 +347,6 @@ class Datastore:
 
     # -- alerts ------------------------------------------------------------
 
-    def alert_rows(self, job: str | None = None) -> list[dict[str, object]]:
-        """The open alert records (JSON objects, owned by the alerts module)."""
-        if job is None:
-            rows = self._conn.execute("SELECT record FROM alerts ORDER BY job, kind")
-        else:
-            rows = self._conn.execute(
-                "SELECT record FROM alerts WHERE job = ? ORDER BY kind", (job,)
-            )
-        return [json.loads(r[0]) for r in rows]
-
-    def put_alert(self, job: str, kind: str, record: dict[str, object] | None) -> None:
-        """Store (or with ``None`` delete) the alert record of (job, kind)."""
-        with self.transaction() as tx:
-            if record is None:
-                tx.execute("DELETE FROM alerts WHERE job = ? AND kind = ?", (job, kind))
-            else:
-                tx.execute(
-                    "INSERT OR REPLACE INTO alerts (job, kind, record)"
-                    " VALUES (?, ?, ?)",
-                    (job, kind, json.dumps(record, sort_keys=True)),
-                )
-
-    # -- runs and small values ---------------------------------------------
-
-    def record_run(self, run: RunRecord, keep: int = 1000) -> None:
-        with self.transaction() as tx:
-            tx.execute(
-                "INSERT INTO runs (job, started, finished, outcome, detail, files_sent,"
-                " bytes_sent) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    run.job,
-                    ts_text(run.started),
-                    ts_text(run.finished),
-                    run.outcome,
-                    run.detail,
-                    run.files_sent,
-                    run.bytes_sent,
-                ),
-            )
-            tx.execute(
-                "DELETE FROM runs WHERE job = ? AND id <= (SELECT max(id) FROM runs"
-                " WHERE job = ?) - ?",
-                (run.job, run.job, keep),
-            )
-
-    def last_runs(self, job: str, limit: int = 1) -> list[RunRecord]:
-        rows = self._conn.execute(
-            "SELECT job, started, finished, outcome, detail, files_sent, bytes_sent"
-            " FROM runs WHERE job = ? ORDER BY id DESC LIMIT ?",
-            (job, limit),
-        )
-        return [
-            RunRecord(
-                r[0],
-                datetime.fromisoformat(r[1]),
-                datetime.fromisoformat(r[2]),
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-            )
-            for r in rows
-        ]
-
 
 def _task(row: Sequence[object]) -> TaskRecord:
     return TaskRecord(
@@ -491,3 +362,21 @@ def _task(row: Sequence[object]) -> TaskRecord:
         globus_status=None if row[9] is None else str(row[9]),
         detail=None if row[10] is None else str(row[10]),
     )
+
+
+def pending_or_nothing(
+    store: Datastore | None, identity: str | None
+) -> tuple[int, int]:
+    """(files, bytes) not yet delivered for the job of ``identity``, never raising.
+
+    Why never raising: the counts fill alerts, and the datastore may itself be
+    the problem an alert is about; then they are (0, 0), as for an unknown job.
+    """
+    if store is None or identity is None:
+        return 0, 0
+    try:
+        job_id = store.existing_job_id(identity)
+        return (0, 0) if job_id is None else store.pending_totals(job_id)
+    except Exception as exc:
+        log.debug("could not count the files waiting: %s", exc)
+        return 0, 0

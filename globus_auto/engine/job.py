@@ -32,12 +32,13 @@ from globus_auto.errors import (
     GlobusUnavailable,
 )
 from globus_auto.lock import Locked, job_lock
-from globus_auto.problems import SUMMARIES, Kind, Problem, classify, what_to_do
+from globus_auto.problems import SUMMARIES, Kind, Problem, what_to_do
 from globus_auto.settings.model import Job
 from globus_auto.text import printable_name
 
 if TYPE_CHECKING:
     from globus_auto.globus.gateway import Gateway
+from globus_auto.datastore.store import pending_or_nothing
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def _report_locked(job: Job, env: RunEnv, report: JobReport, held: Locked) -> No
     pid = "?" if held.pid is None else str(held.pid)
     report.outcome = "failed"
     report.detail = f"a run (process {pid}) has held the lock since {held.since}"
-    files, size = _pending_safely(job, env)
+    files, size = pending_or_nothing(env.store, job.identity)
     report.fail(
         Problem(
             job=job.name,
@@ -101,10 +102,10 @@ def _report_locked(job: Job, env: RunEnv, report: JobReport, held: Locked) -> No
 def _report_error(
     job: Job, env: RunEnv, report: JobReport, exc: GlobusAutoError
 ) -> None:
-    kind, code = classify(exc)
+    kind, code = exc.kind, exc.exit_code
     report.outcome = "failed"
     report.detail = str(exc)
-    files, size = _pending_safely(job, env)
+    files, size = pending_or_nothing(env.store, job.identity)
     report.fail(
         Problem(
             job=job.name,
@@ -122,14 +123,6 @@ def _report_error(
         ),
         code,
     )
-
-
-def _pending_safely(job: Job, env: RunEnv) -> tuple[int, int]:
-    try:
-        job_id = env.store.existing_job_id(job.identity)
-        return (0, 0) if job_id is None else env.store.pending_totals(job_id)
-    except Exception:  # the datastore itself may be the problem
-        return 0, 0
 
 
 def _run_locked(job: Job, env: RunEnv, opts: RunOptions, report: JobReport) -> None:

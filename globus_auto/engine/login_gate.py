@@ -22,18 +22,16 @@ from globus_auto.globus.tokens import (
     tokens_path,
 )
 from globus_auto.logs import FILE_ONLY
-from globus_auto.problems import Kind, Problem, login_command
+from globus_auto.problems import SUMMARIES, Kind, Problem, login_command
 
 if TYPE_CHECKING:
     from globus_auto.datastore.store import Datastore
     from globus_auto.engine.report import JobReport
     from globus_auto.settings.model import Job, Settings
+from globus_auto.datastore.store import pending_or_nothing
 from globus_auto.text import redact, secrets_of
 
 log = logging.getLogger(__name__)
-
-
-LOGIN_SUMMARY = "Globus login or consent required"
 
 
 def login_problem(settings: Settings, job: Job) -> str | None:
@@ -70,26 +68,12 @@ def blocked_report(
     log.error("%s: %s", job.name, message, extra=FILE_ONLY)
     report = JobReport(job.name, outcome="failed", detail=message)
     report.fail(
-        login_required_problem(settings, job.name, reason, _waiting(store, job)),
+        login_required_problem(
+            settings, job.name, reason, pending_or_nothing(store, job.identity)
+        ),
         EXIT_LOGIN_REQUIRED,
     )
     return report
-
-
-def _waiting(store: Datastore | None, job: Job | None) -> tuple[int, int]:
-    """(files, bytes) of ``job`` not yet delivered, as far as ``store`` knows.
-
-    Why (0, 0) on any failure: the datastore may itself be broken, and the
-    login alert must still go out.
-    """
-    if store is None or job is None:
-        return 0, 0
-    try:
-        job_id = store.existing_job_id(job.identity)
-        return (0, 0) if job_id is None else store.pending_totals(job_id)
-    except Exception as exc:
-        log.debug("could not count the files waiting: %s", exc)
-        return 0, 0
 
 
 def login_required_problem(
@@ -100,17 +84,13 @@ def login_required_problem(
     return Problem(
         job=job,
         kind=Kind.LOGIN_REQUIRED,
-        summary=LOGIN_SUMMARY,
+        summary=SUMMARIES[Kind.LOGIN_REQUIRED],
         what_happened=redact(message, secrets_of(settings)),
         what_to_do=f"Log in again on a terminal: {login_command(settings)}",
         next_attempt="Runs stop at once, without prompting, until you log in.",
         pending_files=waiting[0],
         pending_bytes=waiting[1],
     )
-
-
-def _job_named(settings: Settings, name: str) -> Job | None:
-    return next((job for job in settings.jobs if job.name == name), None)
 
 
 def after_jobs(
@@ -146,7 +126,8 @@ def after_jobs(
         )
         record_auth_error(settings, now, message)
         for report in reports:
-            waiting = _waiting(store, _job_named(settings, report.job))
+            job = settings.job_named(report.job)
+            waiting = pending_or_nothing(store, None if job is None else job.identity)
             report.fail(
                 login_required_problem(settings, report.job, message, waiting),
                 EXIT_LOGIN_REQUIRED,

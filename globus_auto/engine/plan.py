@@ -1,7 +1,8 @@
 """Pure decisions: what one transfer should carry, and how to describe it.
 
-Nothing here touches the filesystem, the datastore or the network: the runner
-feeds these functions plain values and executes what they return.
+Nothing here touches the filesystem, the datastore or the network: a run
+(:mod:`.tasks`) feeds these functions plain values and executes what they
+return. Imports only the datastore's plain records.
 """
 
 from __future__ import annotations
@@ -11,20 +12,12 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from globus_auto.datastore.records import PendingFile
+
 # More items than this in one submission is split over several runs: a huge
 # JSON document is slow for Globus to accept and for this tool to build.
 MAX_ITEMS_PER_TASK = 100_000
 LABEL_MAX = 128
-
-
-@dataclass(frozen=True)
-class PendingFile:
-    """A file whose observed digest Globus has not delivered yet."""
-
-    path: bytes
-    size: int
-    digest: bytes
-    new: bool = True  # never delivered in any version
 
 
 @dataclass(frozen=True)

@@ -35,12 +35,18 @@ from globus_auto.engine.report import JobReport, RunEnv, RunOptions
 from globus_auto.errors import EXIT_UNEXPECTED, DatastoreError
 from globus_auto.files import ensure_private_dir
 from globus_auto.logs import CRON_LOG_NAME, cap_cron_log, setup_file
-from globus_auto.problems import Kind, Problem, corrupt_problems, unexpected_problem
+from globus_auto.problems import (
+    Problem,
+    corrupt_problems,
+    datastore_unusable_problem,
+    unexpected_problem,
+)
 from globus_auto.settings.model import Job, Settings
 
 if TYPE_CHECKING:
     from globus_auto.engine.scan import Progress
     from globus_auto.globus.gateway import Gateway
+    from globus_auto.globus.prompt import LoginPrompt
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +56,15 @@ def run_session(
     jobs: Sequence[Job],
     opts: RunOptions,
     *,
-    interactive: bool | None = None,
+    prompt: LoginPrompt | None = None,
     now: Callable[[], datetime] = utcnow,
     progress: Progress | None = None,
 ) -> list[JobReport]:
     """Run ``jobs`` once, then alerts and heartbeat; one report per job.
 
-    ``interactive`` says whether a login may prompt (None: whether stdin is a
-    terminal); ``now`` is the clock the run and its alerts use (tests move it);
+    ``prompt`` is how a needed login reaches a person (None under cron: a
+    needed login is an alert, never a question); ``now`` is the clock the run
+    and its alerts use (tests move it);
     ``progress`` receives the scan's progress (a terminal's status line).
     """
     ensure_private_dir(settings.state_dir)
@@ -79,7 +86,7 @@ def run_session(
         env = RunEnv(
             settings=settings,
             store=store,
-            gateway_factory=lambda: connect_gateway(settings, interactive),
+            gateway_factory=lambda: connect_gateway(settings, prompt),
             now=now,
             progress=progress,
         )
@@ -124,16 +131,15 @@ def _run_one(job: Job, env: RunEnv, opts: RunOptions, log_file: str) -> JobRepor
     return report
 
 
-def connect_gateway(settings: Settings, interactive: bool | None) -> Gateway:
+def connect_gateway(settings: Settings, prompt: LoginPrompt | None) -> Gateway:
     """Build the Transfer gateway (imports globus-sdk only now).
 
-    ``interactive`` None means: whether stdin is a terminal. Why the import is
-    here: :mod:`globus_auto.globus.login` brings globus-sdk, and a run with
-    nothing to send must not pay for that import.
+    Why the import is here: :mod:`globus_auto.globus.login` brings globus-sdk,
+    and a run with nothing to send must not pay for that import.
     """
     from globus_auto.globus import login
 
-    return login.connect(settings, interactive)
+    return login.connect(settings, prompt)
 
 
 @contextmanager
@@ -180,20 +186,7 @@ def datastore_unusable(
         report = JobReport(
             job.name, outcome="failed", exit_code=EXIT_UNEXPECTED, detail=str(error)
         )
-        report.problems.append(
-            Problem(
-                job=job.name,
-                kind=Kind.DATASTORE,
-                summary="the datastore is not usable",
-                what_happened=f"{error}. No job ran.",
-                what_to_do=(
-                    f"Check that {settings.state_dir} is writable by this user and "
-                    "that its disk has free space, then run: globus-auto --config "
-                    f"{settings.config_path} status"
-                ),
-                next_attempt="The next scheduled run will try again.",
-            )
-        )
+        report.problems.append(datastore_unusable_problem(settings, job.name, error))
         reports.append(report)
     readable = read_only_datastore(settings)
     if readable is not None:  # e.g. readable but not writable

@@ -32,6 +32,7 @@ from globus_auto.settings.model import Job
 
 if TYPE_CHECKING:
     from globus_auto.globus.gateway import Gateway, TaskState
+from globus_auto.datastore.records import PendingFile
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def _submit_recorded(
     return replace(task, task_id=task_id, state="submitted")
 
 
-def _file_plan(job: Job, files: list[planning.PendingFile]) -> planning.TransferPlan:
+def _file_plan(job: Job, files: list[PendingFile]) -> planning.TransferPlan:
     return planning.file_plan(
         job_name=job.name,
         source_id=job.src_id,

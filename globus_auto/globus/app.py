@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import sys
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -38,6 +37,7 @@ if TYPE_CHECKING:
     from globus_sdk.login_flows import LoginFlowManager
     from globus_sdk.token_storage import JSONTokenStorage, TokenValidationError
 
+    from globus_auto.globus.prompt import LoginPrompt
     from globus_auto.settings.model import Settings
 
 log = logging.getLogger(__name__)
@@ -171,14 +171,14 @@ def open_storage(settings: Settings) -> JSONTokenStorage:
 def build_app(
     settings: Settings,
     *,
-    interactive: bool,
+    prompt: LoginPrompt | None,
     data_access: Iterable[str] = (),
-    open_browser: bool = False,
 ) -> globus_sdk.GlobusApp:
     """The app that hands out authorizers for Transfer.
 
     With ``CLIENT_SECRET`` it is a service account (client credentials); else a
-    native app with refresh tokens, prompting only when ``interactive``.
+    native app with refresh tokens, logging in through ``prompt`` when a login
+    is needed, and never when ``prompt`` is None (cron).
     """
     import globus_sdk
     from globus_sdk.globus_app.config import resolve_by_login_flow
@@ -196,13 +196,13 @@ def build_app(
     login_client = globus_sdk.NativeAppAuthClient(
         client_id=str(settings.client_id), app_name=APP_NAME
     )
-    manager = _login_flow(settings, login_client, interactive, open_browser)
+    manager = _login_flow(settings, login_client, prompt)
     config = globus_sdk.GlobusAppConfig(
         token_storage=open_storage(settings),
         request_refresh_tokens=True,
         login_flow_manager=manager,
         token_validation_error_handler=resolve_by_login_flow
-        if interactive
+        if prompt is not None
         else _no_prompt_handler(settings),
     )
     return _user_app_class()(
@@ -238,31 +238,23 @@ def _no_prompt_handler(settings: Settings) -> TokenValidationErrorHandler:
 def _login_flow(
     settings: Settings,
     login_client: globus_sdk.NativeAppAuthClient,
-    interactive: bool,
-    open_browser: bool,
+    prompt: LoginPrompt | None,
 ) -> LoginFlowManager:
     from globus_sdk.login_flows import CommandLineLoginFlowManager, LoginFlowManager
 
     command = login_command(settings)
 
-    class TerminalLoginFlow(CommandLineLoginFlowManager):
-        """Prints the URL (opens a browser if asked and one is there), reads the
-        code; a closed stdin is LoginRequired, not a traceback."""
+    class PromptLoginFlow(CommandLineLoginFlowManager):
+        """Shows the URL and reads the code through the command line's prompt;
+        no code entered is LoginRequired, not a traceback."""
 
         def print_authorize_url(self, authorize_url: str) -> None:
-            print(
-                "\nOpen this address in a browser and log in to Globus:\n\n"
-                f"  {authorize_url}\n",
-                flush=True,
-            )
-            if open_browser and _open_browser(authorize_url):
-                print("(a browser window was opened for it)", flush=True)
+            assert prompt is not None
+            prompt.show_url(authorize_url)
 
         def prompt_for_code(self) -> str:
-            try:
-                code = input("Then paste the authorization code here: ").strip()
-            except EOFError:
-                code = ""
+            assert prompt is not None
+            code = prompt.read_code().strip()
             if not code:
                 raise LoginRequired(f"no authorization code was entered; {command}")
             return code
@@ -278,26 +270,10 @@ def _login_flow(
                 f"run on a terminal: {command}"
             )
 
-    if not interactive:
+    if prompt is None:
         return NoPromptLoginFlow(login_client, request_refresh_tokens=True)
-    return TerminalLoginFlow(
+    return PromptLoginFlow(
         login_client,
         request_refresh_tokens=True,
         native_prefill_named_grant=f"{APP_NAME} on {os.uname().nodename}",
     )
-
-
-def _open_browser(url: str) -> bool:
-    """Open ``url`` in a graphical browser if this session has one."""
-    import webbrowser
-
-    if os.environ.get("SSH_CONNECTION") or os.environ.get("SSH_TTY"):
-        return False
-    if sys.platform.startswith("linux") and not (
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-    ):
-        return False
-    try:
-        return bool(webbrowser.get().open(url))
-    except webbrowser.Error:
-        return False

@@ -9,8 +9,7 @@ scopes. globus-sdk is imported only inside the functions that talk to Globus.
 from __future__ import annotations
 
 import logging
-import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from globus_auto.files import read_json, write_private_json
@@ -100,9 +99,11 @@ def look_at_collections(
     granted: set[str],
     *,
     probe: bool = True,
+    say: Callable[[str], None] = log.warning,
 ) -> list[str]:
     """Update ``known`` from each collection; return those needing a consent
-    that is not in ``granted``."""
+    that is not in ``granted``. A collection Globus will not show is told
+    through ``say``."""
     import globus_sdk
 
     from globus_auto.globus.gateway import REQUEST_TIMEOUT
@@ -113,7 +114,7 @@ def look_at_collections(
         try:
             doc = client.get_endpoint(collection)
         except globus_sdk.TransferAPIError as exc:
-            print(f"globus-auto: collection {collection}: {exc.code}", file=sys.stderr)
+            say(f"collection {collection}: {exc.code}")
             known.setdefault(collection, False)
             continue
         # Once found needing a consent (by its document or by Globus asking

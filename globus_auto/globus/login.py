@@ -9,7 +9,6 @@ nothing to send pays neither for the import nor for a network call.
 from __future__ import annotations
 
 import logging
-import sys
 from typing import TYPE_CHECKING
 
 from globus_auto.errors import GlobusAutoError, LoginRequired
@@ -24,12 +23,12 @@ from globus_auto.globus.consents import (
     stored_data_access,
 )
 from globus_auto.globus.tokens import clear_auth_error, tokens_path
-from globus_auto.problems import login_command
 
 if TYPE_CHECKING:
     import globus_sdk
 
     from globus_auto.globus.gateway import Gateway
+    from globus_auto.globus.prompt import LoginPrompt
     from globus_auto.settings.model import Settings
 from globus_auto.globus.app import APP_NAME
 
@@ -41,18 +40,11 @@ log = logging.getLogger(__name__)
 MAX_LOGIN_ROUNDS = 3
 
 
-def is_interactive() -> bool:
-    """True when a person can answer a prompt on this process's terminal."""
-    return sys.stdin is not None and sys.stdin.isatty()
-
-
 def keep_alive(settings: Settings) -> None:
     """Exchange every stored refresh token for a new one, now."""
     from globus_auto.globus.errors import globus_errors
 
-    app = build_app(
-        settings, interactive=False, data_access=stored_data_access(settings)
-    )
+    app = build_app(settings, prompt=None, data_access=stored_data_access(settings))
     with globus_errors("renewing the stored Globus tokens"):
         for resource_server in app.token_storage.get_token_data_by_resource_server():
             authorizer = app.get_authorizer(resource_server)
@@ -60,8 +52,8 @@ def keep_alive(settings: Settings) -> None:
             authorizer.get_authorization_header()
 
 
-def run_login(settings: Settings, *, open_browser: bool = False) -> str:
-    """Log in on this terminal, with every consent the config's collections need.
+def run_login(settings: Settings, prompt: LoginPrompt) -> str:
+    """Log in through ``prompt``, with every consent the config's collections need.
 
     Returns what to tell the user. Each round logs in with the consents known
     to be needed, then looks at every collection (its endpoint document, and a
@@ -73,26 +65,18 @@ def run_login(settings: Settings, *, open_browser: bool = False) -> str:
             "CLIENT_SECRET is set: this is a service account, which needs no login. "
             "Try: globus-auto check"
         )
-    if not is_interactive():
-        raise LoginRequired(
-            "globus-auto login needs a terminal to paste the code into; run it in an "
-            f"interactive shell: {login_command(settings)}"
-        )
     known = known_collections(settings)
     _look_with_stored_login(settings, known)
     for round_number in range(MAX_LOGIN_ROUNDS):
         wanted = sorted(c for c, need in known.items() if need)
         if round_number:
-            print(
+            prompt.say(
                 "One more step: Globus asks your consent for data access on "
-                f"collection {', '.join(wanted)} (GCSv5 mapped collections need it).",
-                flush=True,
+                f"collection {', '.join(wanted)} (GCSv5 mapped collections need it)."
             )
-        app = build_app(
-            settings, interactive=True, data_access=wanted, open_browser=open_browser
-        )
+        app = build_app(settings, prompt=prompt, data_access=wanted)
         app.login(force=True)
-        if not look_at_collections(settings, app, known, set(wanted)):
+        if not look_at_collections(settings, app, known, set(wanted), say=prompt.say):
             save_collections(settings, known)
             clear_auth_error(settings)
             return f"Logged in. Tokens are stored in {tokens_path(settings.state_dir)}"
@@ -105,9 +89,7 @@ def _look_with_stored_login(settings: Settings, known: dict[str, bool]) -> None:
     if not tokens_path(settings.state_dir).exists():
         return
     try:
-        app = build_app(
-            settings, interactive=False, data_access=stored_data_access(settings)
-        )
+        app = build_app(settings, prompt=None, data_access=stored_data_access(settings))
         look_at_collections(settings, app, known, set(), probe=False)
     except Exception as exc:  # any failure only means: find out after logging in
         log.debug("could not use the stored login: %s", type(exc).__name__)
@@ -150,22 +132,18 @@ def run_logout(settings: Settings) -> str:
     return "Logged out: the tokens were revoked and deleted."
 
 
-def connect(settings: Settings, interactive: bool | None) -> Gateway:
+def connect(settings: Settings, prompt: LoginPrompt | None) -> Gateway:
     """The Transfer gateway of a run (called only when the run needs Globus).
 
-    ``interactive`` None means: whether stdin is a terminal.
+    ``prompt`` None: a login that is needed is LoginRequired, never a prompt.
     """
-    if interactive is None:
-        interactive = is_interactive()
     from globus_auto.globus import gateway as transfer
 
     if settings.client_secret:
         return _service_account_gateway(settings)
     # No login offer here: the run offered it once before its jobs, and a
     # person who declined is not asked again.
-    app = build_app(
-        settings, interactive=interactive, data_access=stored_data_access(settings)
-    )
+    app = build_app(settings, prompt=prompt, data_access=stored_data_access(settings))
     return transfer.connect(app)
 
 
@@ -178,9 +156,7 @@ def _service_account_gateway(settings: Settings) -> Gateway:
     from globus_auto.globus.errors import globus_errors
 
     known = known_collections(settings)
-    app = build_app(
-        settings, interactive=False, data_access=stored_data_access(settings)
-    )
+    app = build_app(settings, prompt=None, data_access=stored_data_access(settings))
     gateway = transfer.connect(app)
     new = [c for c in job_collections(settings.jobs) if c not in known]
     for collection in new:
@@ -199,7 +175,7 @@ def _service_account_gateway(settings: Settings) -> Gateway:
             # Tokens already held lack the new consents, and globus-sdk cannot
             # tell for a client's tokens: get new ones with the full scope.
             app = build_app(
-                settings, interactive=False, data_access=stored_data_access(settings)
+                settings, prompt=None, data_access=stored_data_access(settings)
             )
             with globus_errors("getting tokens for the service account"):
                 app.login(force=True)

@@ -112,11 +112,15 @@ class Settings:
     jobs: tuple[Job, ...]
     notes: tuple[str, ...] = ()
 
+    def job_named(self, name: str) -> Job | None:
+        """The job called ``name``, or None."""
+        return next((job for job in self.jobs if job.name == name), None)
+
     def job(self, name: str) -> Job:
         """The job called ``name``; ConfigError listing the known jobs if absent."""
-        for job in self.jobs:
-            if job.name == name:
-                return job
+        found = self.job_named(name)
+        if found is not None:
+            return found
         known = ", ".join(job.name for job in self.jobs) or "none"
         raise ConfigError(
             f"{self.config_path}: no job named {name!r}; known jobs: {known}"

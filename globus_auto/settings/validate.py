@@ -2,19 +2,15 @@
 
 Every problem found is collected and reported in one :class:`ConfigError`, one
 line per problem, each naming the file and the variable, with a fix and a "did
-you mean" where one fits; unknown names are refused. Imports :mod:`.model`.
+you mean" where one fits; unknown names are refused. Imports :mod:`.model`
+and :mod:`.values` (the checks of single values).
 """
 
 from __future__ import annotations
 
-import difflib
 import functools
-import math
-import os
-import posixpath
 import re
 import types
-import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, cast
@@ -31,6 +27,12 @@ from globus_auto.settings.model import (
     Settings,
     SmtpSettings,
     default_state_dir,
+)
+from globus_auto.settings.values import (
+    MISSING,
+    ValueChecker,
+    describe,
+    suggest,
 )
 
 JOB_NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
@@ -82,25 +84,6 @@ COLLECTION_UUID_FIX = "copy the collection's UUID from app.globus.org"
 CLIENT_ID_FIX = "copy the Client UUID from app.globus.org/settings/developers"
 
 
-class _Missing:
-    """Marks a name the config did not set."""
-
-
-MISSING = _Missing()
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _describe(value: object) -> str:
-    """A short description of a wrong value for an error message."""
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{text} ({type(value).__name__})"
-
-
 def _is_ignorable(name: str, value: object) -> bool:
     """Private names, modules, functions and classes are not settings.
 
@@ -117,28 +100,8 @@ def _entry_label(where: str, key: str) -> str:
     return f"{where}.{key}"
 
 
-def _suggest(name: str, candidates: tuple[str, ...] | frozenset[str]) -> str:
-    matches = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.6)
-    return f"; did you mean {matches[0]}?" if matches else ""
-
-
-class _Validator:
+class _Validator(ValueChecker):
     """Turns an executed config namespace into Settings, collecting problems."""
-
-    def __init__(
-        self, path: Path, namespace: Mapping[str, Any], environ: Mapping[str, str]
-    ) -> None:
-        self.path = path
-        self.ns = namespace
-        self.environ = environ
-        self.problems: list[str] = []
-        self.notes: list[str] = []
-
-    def problem(self, where: str, message: str) -> None:
-        self.problems.append(f"{self.path}: {where}: {message}")
-
-    def get(self, name: str) -> Any:
-        return self.ns.get(name, MISSING)
 
     def settings(self) -> Settings:
         """Validate everything, then build Settings or raise one ConfigError."""
@@ -201,7 +164,7 @@ class _Validator:
                     name,
                     "unknown name"
                     + (
-                        _suggest(name, KNOWN_NAMES)
+                        suggest(name, KNOWN_NAMES)
                         or "; see config.example.py for the names"
                     ),
                 )
@@ -211,149 +174,6 @@ class _Validator:
                 )
 
     # scalar checks ----------------------------------------------------------------
-
-    def uuid_value(self, where: str, value: object, fix: str) -> str | None:
-        """A canonical lowercase UUID string, or None after recording a problem."""
-        if isinstance(value, uuid.UUID):
-            return str(value)
-        if isinstance(value, str):
-            try:
-                return str(uuid.UUID(value.strip()))
-            except ValueError:
-                pass
-        self.problem(where, f"{value!r} is not a UUID; {fix}")
-        return None
-
-    def required_uuid(self, where: str, value: object, fix: str) -> str | None:
-        if value is MISSING or value is None:
-            self.problem(where, f"required but not set; {fix}")
-            return None
-        return self.uuid_value(where, value, fix)
-
-    def string(self, where: str, value: object) -> str | None:
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-        self.problem(where, f"must be a non-empty string, not {_describe(value)}")
-        return None
-
-    def collection_path(self, where: str, value: object) -> str | None:
-        """An absolute POSIX path, normalized, without a trailing slash."""
-        if isinstance(value, os.PathLike):
-            value = os.fspath(value)
-        if not isinstance(value, str) or not value:
-            self.problem(where, f"must be a path string, not {_describe(value)}")
-            return None
-        if "\x00" in value or "\n" in value or "\r" in value:
-            self.problem(where, f"{value!r} contains a NUL or newline character")
-            return None
-        if not value.startswith("/"):
-            self.problem(
-                where,
-                f"{value!r} is not an absolute path; write the full path starting "
-                "with '/'",
-            )
-            return None
-        normalized = posixpath.normpath(value)
-        # POSIX keeps a leading '//' as special; Globus paths never need it.
-        return "/" + normalized.lstrip("/")
-
-    def local_dir(self, where: str, value: object) -> Path | None:
-        """An absolute local path ('~' expanded), or None if unset or wrong."""
-        if value is MISSING or value is None:
-            return None
-        if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
-            self.problem(where, f"must be a path string, not {_describe(value)}")
-            return None
-        text = os.path.expanduser(os.fspath(value))
-        if not isinstance(text, str) or "\x00" in text:
-            self.problem(where, f"{value!r} is not a valid path")
-            return None
-        if not os.path.isabs(text):
-            self.problem(
-                where, f"{value!r} is not an absolute path; write the full path"
-            )
-            return None
-        return Path(os.path.normpath(text))
-
-    def number(
-        self, where: str, value: object, default: float, *, integer: bool = False
-    ) -> float:
-        """A finite non-negative number (int when ``integer``), else the default."""
-        if value is MISSING:
-            return default
-        kind = "a whole number" if integer else "a number"
-        if not _is_number(value) or (integer and not isinstance(value, int)):
-            self.problem(where, f"must be {kind}, not {_describe(value)}")
-            return default
-        number = cast(float, value)
-        try:
-            as_float = float(number)
-        except OverflowError:  # an int too large for a float
-            as_float = math.inf if number > 0 else -math.inf
-        if math.isnan(as_float) or as_float < 0:
-            self.problem(where, f"must be zero or more, not {_describe(value)}")
-            return default
-        if math.isinf(as_float):
-            self.problem(where, f"must be a finite number, not {_describe(value)}")
-            return default
-        return number
-
-    def hours(self, name: str, default: float) -> float:
-        return float(self.number(name, self.get(name), default))
-
-    def address(self, where: str, value: object) -> str | None:
-        text = self.string(where, value)
-        if text is None:
-            return None
-        if "\n" in text or "\r" in text or "@" not in text:
-            self.problem(where, f"{text!r} is not an e-mail address")
-            return None
-        return text
-
-    def optional_address(self, where: str, value: object) -> str | None:
-        if value is MISSING or value is None:
-            return None
-        return self.address(where, value)
-
-    def recipients(self, where: str, value: object) -> tuple[str, ...]:
-        """One address, a comma-separated string, or a list/tuple of addresses."""
-        if value is MISSING or value is None:
-            return ()
-        if isinstance(value, str):
-            value = [part for part in value.split(",") if part.strip()]
-        if not isinstance(value, (list, tuple)):
-            self.problem(
-                where, f"must be a list of e-mail addresses, not {_describe(value)}"
-            )
-            return ()
-        found = [self.address(f"{where}[{i}]", item) for i, item in enumerate(value)]
-        return tuple(address for address in found if address is not None)
-
-    def patterns(self, where: str, value: object) -> tuple[str, ...]:
-        """Glob patterns relative to the source root."""
-        if value is MISSING or value is None:
-            return ()
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, (list, tuple)):
-            self.problem(
-                where, f"must be a list of glob patterns, not {_describe(value)}"
-            )
-            return ()
-        result = []
-        for i, item in enumerate(value):
-            pattern = self.string(f"{where}[{i}]", item)
-            if pattern is None:
-                continue
-            if pattern.startswith("/"):
-                self.problem(
-                    f"{where}[{i}]",
-                    f"{pattern!r}: patterns are relative to the source root; "
-                    f"write {pattern.lstrip('/')!r}",
-                )
-                continue
-            result.append(pattern)
-        return tuple(result)
 
     # globals --------------------------------------------------------------------
 
@@ -418,7 +238,7 @@ class _Validator:
         if isinstance(value, str) and value.strip().lower() in SECURITY_VALUES:
             return cast(Security, value.strip().lower())
         hint = (
-            _suggest(str(value).lower(), SECURITY_VALUES)
+            suggest(str(value).lower(), SECURITY_VALUES)
             if isinstance(value, str)
             else ""
         )
@@ -490,15 +310,13 @@ class _Validator:
         if value is MISSING or value is None:
             return []
         if not isinstance(value, (list, tuple)):
-            self.problem(
-                "TRANSFERS", f"must be a list of dicts, not {_describe(value)}"
-            )
+            self.problem("TRANSFERS", f"must be a list of dicts, not {describe(value)}")
             return []
         jobs = []
         for i, entry in enumerate(value):
             where = f"TRANSFERS[{i}]"
             if not isinstance(entry, Mapping):
-                self.problem(where, f"must be a dict, not {_describe(entry)}")
+                self.problem(where, f"must be a dict, not {describe(entry)}")
                 continue
             self.check_job_keys(where, entry)
             job = self.build_job(
@@ -517,7 +335,7 @@ class _Validator:
             if isinstance(key, str) and key.lower() in JOB_KEYS:
                 hint = f"; did you mean {key.lower()!r}?"
             else:
-                hint = _suggest(str(key), JOB_KEYS) or (
+                hint = suggest(str(key), JOB_KEYS) or (
                     f"; the keys are {', '.join(JOB_KEYS)}"
                 )
             self.problem(f"{where}", f"unknown key {key!r}{hint}")

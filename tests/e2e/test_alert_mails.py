@@ -298,9 +298,7 @@ def test_jobs_without_own_recipients_get_the_global_ones(world: World) -> None:
     (world.emu.src_root / "own" / "f").write_bytes(b"f")
     world.emu.set_collection(world.emu.dst_id, connected=False)
     settings = world.settings()
-    reports = run_session(
-        settings, settings.jobs, RunOptions(), interactive=False, now=world.clock
-    )
+    reports = run_session(settings, settings.jobs, RunOptions(), now=world.clock)
     assert [r.exit_code for r in reports] == [4, 4]
     by_job = {
         str(m["Subject"]).split(":")[0]: e.rcpt_tos

@@ -682,7 +682,7 @@ from globus_auto.settings.source import load_settings
 config, ready, go, collection = sys.argv[1:]
 settings = load_settings(pathlib.Path(config))
 app = build_app(
-    settings, interactive=False, data_access=stored_data_access(settings)
+    settings, prompt=None, data_access=stored_data_access(settings)
 )
 app.get_authorizer(TRANSFER_RS)
 pathlib.Path(ready).touch()

@@ -153,7 +153,7 @@ class StateModel(RuleBasedStateMachine):
 
     def run_session(self, wait: bool) -> list[JobReport]:
         opts = RunOptions(wait=wait, timeout=30)
-        return run_session(self.settings, self.settings.jobs, opts, interactive=False)
+        return run_session(self.settings, self.settings.jobs, opts)
 
     # -- what must always hold ----------------------------------------------------
 

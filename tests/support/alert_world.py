@@ -101,7 +101,6 @@ class World:
             settings,
             settings.jobs,
             RunOptions(wait=wait, timeout=30),
-            interactive=False,
             now=self.clock,
         )
         return report

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from globus_auto.datastore.records import PendingFile
 from globus_auto.engine import plan
 
 NOW = datetime(2026, 5, 1, tzinfo=timezone.utc)
@@ -39,7 +40,7 @@ def test_recursion_only_when_nothing_must_be_held_back() -> None:
 
 
 def test_file_plan_items_and_totals() -> None:
-    files = [plan.PendingFile(b"a", 3, b"d1"), plan.PendingFile(b"s/b", 4, b"d2")]
+    files = [PendingFile(b"a", 3, b"d1"), PendingFile(b"s/b", 4, b"d2")]
     made = plan.file_plan(
         job_name="j",
         source_id="S",
