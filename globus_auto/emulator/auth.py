@@ -1,9 +1,14 @@
 """The Auth API subset: tokens, the login page, OpenID Connect, consents.
 
-One fixed test identity logs in (the authorize page approves at once). Native
-clients use PKCE and get rotating refresh tokens; confidential clients use
-client credentials. Every token is remembered, so tokens this service did not
-issue, expired ones and revoked ones are refused.
+One person logs in (the authorize page approves at once, as a browser with a
+Globus session would). The page keeps that person's login session and honours
+the session parameters globus-sdk sends (``session_required_single_domain``,
+``session_required_identities``, ``session_required_mfa``,
+``session_required_policies``, ``prompt=login``); each token carries a copy of
+the session it came from (``sessions.LoginSession``). Native clients use PKCE
+and get rotating refresh tokens; confidential clients use client credentials.
+Every token is remembered, so tokens this service did not issue, expired ones
+and revoked ones are refused.
 """
 
 from __future__ import annotations
@@ -14,13 +19,36 @@ import html
 import secrets
 import time
 import urllib.parse
-import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric import rsa
 
+from globus_auto.emulator.auth_records import (
+    AUTH_RS,
+    CODE_LIFETIME,
+    DATA_ACCESS_PREFIX,
+    DATA_ACCESS_SUFFIX,
+    DEFAULT_ACCESS_TOKEN_LIFETIME,
+    KEY_ID,
+    SIGNING_ALG,
+    TRANSFER_SCOPE,
+    AuthCode,
+    Client,
+    Consent,
+    RequestedScope,
+    Token,
+    b64url_uint,
+    data_access_collection,
+    resource_server_of,
+    signing_key,
+)
+from globus_auto.emulator.identities import (
+    IDENTITY_FIELDS,
+    PersonIdentities,
+    client_identity,
+    identity_set_entry,
+    log_in,
+)
 from globus_auto.emulator.server import (
     AuthAPIError,
     GlobusError,
@@ -30,140 +58,8 @@ from globus_auto.emulator.server import (
     Request,
     Response,
 )
+from globus_auto.emulator.sessions import LoginSession
 from globus_auto.emulator.state import EmulatorState, iso_time, utcnow
-
-AUTH_RS = "auth.globus.org"
-TRANSFER_RS = "transfer.api.globus.org"
-TRANSFER_SCOPE = "urn:globus:auth:scope:transfer.api.globus.org:all"
-AUTH_SCOPES = (
-    "openid",
-    "profile",
-    "email",
-    "urn:globus:auth:scope:auth.globus.org:view_identities",
-    "urn:globus:auth:scope:auth.globus.org:view_identity_set",
-)
-DATA_ACCESS_PREFIX = "https://auth.globus.org/scopes/"
-DATA_ACCESS_SUFFIX = "/data_access"
-DEFAULT_ACCESS_TOKEN_LIFETIME = 172800
-CODE_LIFETIME = 600
-SIGNING_ALG = "RS512"
-KEY_ID = "defaultkey"
-
-TEST_IDENTITY: JSONDict = {
-    "id": "5b0b4d3f-7c7a-4f6e-9a55-2f3b1c0e6a01",
-    "username": "emulated-user@globusid.org",
-    "name": "Emulated User",
-    "email": "emulated-user@example.org",
-    "organization": "globus-auto emulator",
-    "identity_provider": "41143743-f3c8-4d60-bbdb-eeecaba85bd9",
-    "identity_provider_display_name": "Globus ID",
-    "identity_type": "login",
-    "status": "used",
-}
-CLIENT_IDP = "1fc1b1ac-3a1c-4cc1-8b88-b2c1a8e7b3a9"
-
-_KEY: rsa.RSAPrivateKey | None = None
-
-
-def signing_key() -> rsa.RSAPrivateKey:
-    """One RSA key per process: generating one per emulator would slow tests."""
-    global _KEY
-    if _KEY is None:
-        _KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return _KEY
-
-
-def _b64url_uint(value: int) -> str:
-    raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-@dataclass
-class Client:
-    id: str
-    secret: str | None
-
-    @property
-    def is_native(self) -> bool:
-        return self.secret is None
-
-
-@dataclass
-class Token:
-    value: str
-    kind: str  # "access" or "refresh"
-    client_id: str
-    identity_id: str
-    resource_server: str
-    scopes: list[str]
-    expires_at: float | None
-    active: bool = True
-
-    def is_valid(self, now: float) -> bool:
-        return self.active and (self.expires_at is None or self.expires_at > now)
-
-
-@dataclass
-class RequestedScope:
-    """A parsed scope: its string and the data_access scopes it depends on."""
-
-    scope: str
-    dependencies: list[str] = field(default_factory=list)
-
-
-@dataclass
-class AuthCode:
-    code: str
-    client_id: str
-    redirect_uri: str
-    scopes: list[RequestedScope]
-    code_challenge: str | None
-    challenge_method: str
-    offline: bool
-    expires_at: float
-    used: bool = False
-
-
-@dataclass
-class Consent:
-    id: int
-    scope_name: str
-    client_id: str
-    identity_id: str
-    dependency_path: list[int]
-    created: str
-
-    def document(self) -> JSONDict:
-        return {
-            "created": self.created,
-            "id": self.id,
-            "status": "approved",
-            "updated": self.created,
-            "allows_refresh": True,
-            "dependency_path": list(self.dependency_path),
-            "scope_name": self.scope_name,
-            "atomically_revocable": len(self.dependency_path) > 1,
-            "effective_identity": self.identity_id,
-            "auto_approved": False,
-            "last_used": self.created,
-            "scope": str(uuid.uuid5(uuid.NAMESPACE_URL, self.scope_name)),
-            "client": self.client_id,
-        }
-
-
-def resource_server_of(scope: str) -> str | None:
-    if scope in AUTH_SCOPES:
-        return AUTH_RS
-    if scope == TRANSFER_SCOPE:
-        return TRANSFER_RS
-    return None
-
-
-def data_access_collection(scope: str) -> str | None:
-    """The collection id of a data_access scope string, or None."""
-    if scope.startswith(DATA_ACCESS_PREFIX) and scope.endswith(DATA_ACCESS_SUFFIX):
-        return scope[len(DATA_ACCESS_PREFIX) : -len(DATA_ACCESS_SUFFIX)].lower()
-    return None
 
 
 class AuthService:
@@ -186,6 +82,10 @@ class AuthService:
         self.consents: list[Consent] = []
         self._next_consent_id = 1000
         self.base_url = ""  # set once the server knows its port
+        self.person = PersonIdentities()
+        # The person's browser session: kept across authorize requests, as a
+        # browser keeps its Globus cookie (None until the first login).
+        self.browser_session: LoginSession | None = None
 
     # ----------------------------------------------------------------- routes
 
@@ -209,13 +109,14 @@ class AuthService:
     def bearer_token(self, req: Request, resource_server: str) -> Token:
         """The valid access token of the request for ``resource_server``.
 
-        Transfer-style 401s: the Transfer routes call this.
+        Transfer-style 401s, code ``ClientError.AuthenticationFailed`` for a
+        missing, unknown, expired or revoked token alike (GLOBUS.md; globus-cli
+        ``exception_handling/hooks/transfer_hooks.py`` keys on that code and
+        its test_authentication_error_handling.py fixture carries it).
         """
         header = req.headers.get("authorization", "")
         if not header.lower().startswith("bearer "):
-            raise GlobusError(
-                401, "AuthenticationFailed", "No Authorization header provided"
-            )
+            raise _unauthenticated("No Authorization header provided")
         value = header[7:].strip()
         with self.state.lock:
             token = self.tokens.get(value)
@@ -224,12 +125,10 @@ class AuthService:
                 or token.kind != "access"
                 or not token.is_valid(time.time())
             ):
-                raise GlobusError(401, "AuthenticationFailed", "Token is not active")
+                raise _unauthenticated("Token is not active")
             if token.resource_server != resource_server:
-                raise GlobusError(
-                    401,
-                    "AuthenticationFailed",
-                    f"Token is not valid for resource server {resource_server}",
+                raise _unauthenticated(
+                    f"Token is not valid for resource server {resource_server}"
                 )
             return token
 
@@ -306,25 +205,34 @@ class AuthService:
         for scope in parsed:
             if resource_server_of(scope.scope_string) is None:
                 raise OAuthError(
-                    400, "invalid_scope", f"Unknown scope '{scope.scope_string}'"
+                    400, "invalid_scope", f"Unknown Scope '{scope.scope_string}'"
                 )
             deps = []
             for dep in scope.dependencies:
-                collection_id = data_access_collection(dep.scope_string)
-                if (
-                    scope.scope_string != TRANSFER_SCOPE
-                    or collection_id is None
-                    or collection_id not in self.state.collections
-                    or dep.dependencies
+                if scope.scope_string != TRANSFER_SCOPE or not self._data_access_known(
+                    dep.scope_string
                 ):
                     raise OAuthError(
-                        400,
-                        "invalid_scope",
-                        f"Unknown dependent scope '{dep.scope_string}'",
+                        400, "invalid_scope", f"Unknown Scope '{dep.scope_string}'"
+                    )
+                if dep.dependencies:
+                    raise OAuthError(
+                        400, "invalid_scope", f"Unknown Scope '{dep.scope_string}'"
                     )
                 deps.append(dep.scope_string)
             result.append(RequestedScope(scope.scope_string, deps))
         return result
+
+    def _data_access_known(self, scope: str) -> bool:
+        """Whether ``scope`` is the data_access scope of a collection that has
+        one. GCP, guest, high-assurance collections and GCSv5 endpoints have
+        none, and asking for it fails at login with "Unknown Scope" (GLOBUS.md;
+        globus-sdk ``add_app_data_access_scope`` docstring). The exact wording
+        of Globus Auth's error_description is unverified."""
+        collection_id = data_access_collection(scope)
+        with self.state.lock:
+            collection = self.state.collections.get(collection_id or "")
+            return collection is not None and collection.scope_exists
 
     def _record_consents(
         self, client_id: str, identity_id: str, scopes: list[RequestedScope]
@@ -377,7 +285,10 @@ class AuthService:
         scopes: list[str],
         *,
         refresh: bool,
+        session: LoginSession,
     ) -> JSONDict:
+        """Issue an access token (and a refresh token if asked) carrying
+        ``session``."""
         now = time.time()
         access = Token(
             value=secrets.token_urlsafe(32),
@@ -387,6 +298,7 @@ class AuthService:
             resource_server=resource_server,
             scopes=scopes,
             expires_at=now + self.access_token_lifetime,
+            session=session,
         )
         self.tokens[access.value] = access
         doc: JSONDict = {
@@ -406,6 +318,7 @@ class AuthService:
                 resource_server=resource_server,
                 scopes=scopes,
                 expires_at=None,
+                session=session,
             )
             self.tokens[refresh_token.value] = refresh_token
             doc["refresh_token"] = refresh_token.value
@@ -418,6 +331,7 @@ class AuthService:
         scopes: list[RequestedScope],
         *,
         refresh: bool,
+        session: LoginSession,
         nonce: str | None = None,
     ) -> JSONDict:
         """Tokens grouped by resource server: auth.globus.org's first, the rest
@@ -430,7 +344,9 @@ class AuthService:
                 by_rs[rs].append(requested.scope)
         order = sorted(by_rs, key=lambda rs: rs != AUTH_RS)
         docs = [
-            self._issue(client, identity["id"], rs, by_rs[rs], refresh=refresh)
+            self._issue(
+                client, identity["id"], rs, by_rs[rs], refresh=refresh, session=session
+            )
             for rs in order
         ]
         top = dict(docs[0])
@@ -461,7 +377,9 @@ class AuthService:
             "identity_provider_display_name": identity.get(
                 "identity_provider_display_name"
             ),
-            "identity_set": [self._identity_set_entry(identity)],
+            "identity_set": [
+                identity_set_entry(i) for i in self.identity_set(identity["id"])
+            ],
             "last_authentication": now,
         }
         if nonce:
@@ -470,45 +388,22 @@ class AuthService:
             claims, signing_key(), algorithm=SIGNING_ALG, headers={"kid": KEY_ID}
         )
 
-    @staticmethod
-    def _identity_set_entry(identity: JSONDict) -> JSONDict:
-        return {
-            "sub": identity["id"],
-            "username": identity["username"],
-            "name": identity.get("name"),
-            "email": identity.get("email"),
-            "organization": identity.get("organization"),
-            "identity_provider": identity["identity_provider"],
-            "identity_provider_display_name": identity.get(
-                "identity_provider_display_name"
-            ),
-            "last_authentication": int(time.time()),
-        }
-
     @property
     def issuer(self) -> str:
         return self.base_url.rstrip("/")
 
-    def client_identity(self, client: Client) -> JSONDict:
-        """A confidential client acts as its own identity (id = client id)."""
-        return {
-            "id": client.id,
-            "username": f"{client.id}@clients.auth.globus.org",
-            "name": f"emulator client {client.id}",
-            "email": None,
-            "organization": None,
-            "identity_provider": CLIENT_IDP,
-            "identity_provider_display_name": "Globus Auth Clients",
-            "identity_type": "client",
-            "status": "used",
-        }
-
     def known_identities(self) -> list[JSONDict]:
-        result = [dict(TEST_IDENTITY)]
+        result = self.person.all()
         for client in self.clients.values():
             if not client.is_native:
-                result.append(self.client_identity(client))
+                result.append(client_identity(client.id))
         return result
+
+    def identity_set(self, identity_id: str) -> list[JSONDict]:
+        """The identities linked to ``identity_id``, itself first."""
+        if identity_id in self.person.ids():
+            return self.person.all()
+        return [self._identity_by_id(identity_id)]
 
     # ------------------------------------------------------------ handlers
 
@@ -537,9 +432,15 @@ class AuthService:
                 400, "unauthorized_client", "Native apps cannot use client_credentials"
             )
         scopes = self.parse_scopes(form.get("scope", ""))
-        identity = self.client_identity(client)
+        identity = client_identity(client.id)
         self._record_consents(client.id, identity["id"], scopes)
-        return self._token_response(client, identity, scopes, refresh=False)
+        # A client's "session" is its own authentication, now: no MFA, no
+        # other identity, so collection policies a person must meet refuse it.
+        session = LoginSession()
+        session.authenticate(identity)
+        return self._token_response(
+            client, identity, scopes, refresh=False, session=session
+        )
 
     def _authorization_code(self, client: Client, form: dict[str, str]) -> JSONDict:
         code = self.codes.get(form.get("code", ""))
@@ -558,9 +459,11 @@ class AuthService:
             ):
                 raise OAuthError(400, "invalid_grant", "PKCE verification failed")
         code.used = True
-        identity = dict(TEST_IDENTITY)
+        identity = self.person.primary
         self._record_consents(client.id, identity["id"], code.scopes)
-        return self._token_response(client, identity, code.scopes, refresh=code.offline)
+        return self._token_response(
+            client, identity, code.scopes, refresh=code.offline, session=code.session
+        )
 
     def _refresh(self, client: Client, form: dict[str, str]) -> JSONDict:
         old = self.tokens.get(form.get("refresh_token", ""))
@@ -573,7 +476,12 @@ class AuthService:
             raise OAuthError(400, "invalid_grant", "Invalid refresh token")
         old.active = False  # rotation: a used refresh token is spent
         doc = self._issue(
-            client, old.identity_id, old.resource_server, old.scopes, refresh=True
+            client,
+            old.identity_id,
+            old.resource_server,
+            old.scopes,
+            refresh=True,
+            session=old.session or LoginSession(),
         )
         doc["other_tokens"] = []
         return doc
@@ -598,6 +506,7 @@ class AuthService:
                 raise OAuthError(
                     400, "invalid_request", "Unknown code_challenge_method"
                 )
+            session = self._log_in(req)
         except OAuthError as exc:
             return _redirect(
                 redirect_uri,
@@ -616,10 +525,52 @@ class AuthService:
             challenge_method=method,
             offline=req.arg("access_type") == "offline",
             expires_at=time.time() + CODE_LIFETIME,
+            session=session,
         )
         with self.state.lock:
             self.codes[code.code] = code
         return _redirect(redirect_uri, {"code": code.code, "state": state})
+
+    def _log_in(self, req: Request) -> LoginSession:
+        """Log the person in as the authorize request's session parameters ask
+        (globus-sdk sends lists comma-joined and booleans as "True"/"False":
+        ``BaseLoginClient.oauth2_get_authorize_url``); return a copy of the
+        browser session for the code."""
+        try:
+            with self.state.lock:
+                session = log_in(
+                    self.person,
+                    self.browser_session,
+                    domains=_split_list(
+                        req.query.get("session_required_single_domain", [])
+                    ),
+                    identities=_split_list(
+                        req.query.get("session_required_identities", [])
+                    ),
+                    mfa=(req.arg("session_required_mfa") or "").lower() == "true",
+                    prompt_login=req.arg("prompt") == "login",
+                    policies=_split_list(
+                        req.query.get("session_required_policies", [])
+                    ),
+                )
+                self.browser_session = session
+                return session.snapshot()
+        except ValueError as why:
+            raise OAuthError(400, "access_denied", str(why)) from None
+
+    def _age_sessions(self, seconds: float) -> None:
+        """Move every auth time ``seconds`` back (lock held), so a test can see a
+        session grow too old for ``session_max_age`` without waiting."""
+        sessions = [self.browser_session]
+        sessions += [t.session for t in self.tokens.values()]
+        sessions += [c.session for c in self.codes.values()]
+        seen: set[int] = set()
+        for session in sessions:
+            if session is None or id(session) in seen:
+                continue
+            seen.add(id(session))
+            for authentication in session.authentications.values():
+                authentication.auth_time -= seconds
 
     def auth_code_page(self, req: Request) -> Response:
         code = req.arg("code")
@@ -667,24 +618,27 @@ class AuthService:
                 "iss": self.issuer,
             }
             if "identity_set" in (form.get("include") or ""):
-                body["identity_set"] = [token.identity_id]
+                body["identity_set"] = [
+                    i["id"] for i in self.identity_set(token.identity_id)
+                ]
         return Response(200, body)
 
     def _identity_by_id(self, identity_id: str) -> JSONDict:
         for identity in self.known_identities():
             if identity["id"] == identity_id:
                 return identity
-        return dict(TEST_IDENTITY)
+        return dict(self.person.primary)
 
     def userinfo(self, req: Request) -> Response:
         with self.state.lock:
             token = self._auth_bearer(req)
             identity = self._identity_by_id(token.identity_id)
-        entry = self._identity_set_entry(identity)
+            linked = self.identity_set(token.identity_id)
+        entry = identity_set_entry(identity)
         # userinfo names the username "preferred_username" (OpenID Connect).
         body: JSONDict = {k: v for k, v in entry.items() if k != "username"}
         body["preferred_username"] = entry["username"]
-        body["identity_set"] = [entry]
+        body["identity_set"] = [identity_set_entry(i) for i in linked]
         return Response(200, body)
 
     def openid_configuration(self, req: Request) -> Response:
@@ -729,9 +683,9 @@ class AuthService:
         numbers = signing_key().public_key().public_numbers()
         key = {
             "alg": SIGNING_ALG,
-            "e": _b64url_uint(numbers.e),
+            "e": b64url_uint(numbers.e),
             "kty": "RSA",
-            "n": _b64url_uint(numbers.n),
+            "n": b64url_uint(numbers.n),
             "use": "sig",
             "kid": KEY_ID,
         }
@@ -748,21 +702,7 @@ class AuthService:
         found = []
         for identity in self.known_identities():
             if identity["id"] in ids or identity["username"] in usernames:
-                found.append(
-                    {
-                        k: identity[k]
-                        for k in (
-                            "email",
-                            "id",
-                            "identity_provider",
-                            "identity_type",
-                            "name",
-                            "organization",
-                            "status",
-                            "username",
-                        )
-                    }
-                )
+                found.append({k: identity[k] for k in IDENTITY_FIELDS})
         return Response(200, {"identities": found})
 
     def get_consents(self, req: Request, identity_id: str) -> Response:
@@ -785,9 +725,12 @@ class AuthService:
     # ------------------------------------------------------------- controls
 
     def control(self, body: JSONDict) -> None:
-        """``expire_access_tokens``, ``expire_refresh_tokens``, ``revoke_all``."""
+        """``expire_access_tokens``, ``expire_refresh_tokens``, ``revoke_all``,
+        ``age_sessions`` (seconds to move every login's auth times back)."""
         now = time.time()
         with self.state.lock:
+            if body.get("age_sessions"):
+                self._age_sessions(float(body["age_sessions"]))
             for token in self.tokens.values():
                 if body.get("revoke_all"):
                     token.active = False
@@ -795,6 +738,10 @@ class AuthService:
                     token.expires_at = min(token.expires_at or now, now - 1)
                 if body.get("expire_refresh_tokens") and token.kind == "refresh":
                     token.expires_at = now - 1
+
+
+def _unauthenticated(message: str) -> GlobusError:
+    return GlobusError(401, "ClientError.AuthenticationFailed", message)
 
 
 def _pkce_challenge(verifier: str, method: str) -> str:

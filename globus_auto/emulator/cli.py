@@ -45,17 +45,43 @@ def _parse_client(value: str) -> tuple[str, str | None]:
     return canonical, secret or None
 
 
-@click.command(
-    "emulator",
-    help=(
-        "Run a local TEST service that imitates the Globus Transfer and Auth APIs, "
-        "with local directories as collections. It is not Globus and moves no data "
-        "off this machine. Point globus-sdk at it with GLOBUS_SDK_SERVICE_URL_TRANSFER "
-        "and GLOBUS_SDK_SERVICE_URL_AUTH set to the printed URL. A client given "
-        "without a secret is a native app (login with PKCE); one with a secret is a "
-        "confidential client (client credentials). Serves until SIGINT or SIGTERM."
-    ),
-)
+CONTROLS_HELP = """\
+Run a local TEST service that imitates the Globus Transfer and Auth APIs, with
+local directories as collections. It is not Globus and moves no data off this
+machine. Point globus-sdk at it with GLOBUS_SDK_SERVICE_URL_TRANSFER and
+GLOBUS_SDK_SERVICE_URL_AUTH set to the printed URL. A client given without a
+secret is a native app (login with PKCE); one with a secret is a confidential
+client (client credentials). Serves until SIGINT or SIGTERM.
+
+Test controls (JSON bodies; never part of Globus), each also a method of
+globus_auto.emulator.Emulator:
+
+\b
+  POST /_emulator/collections/<id>   set_collection(): connected, paused,
+       entity_type, high_assurance, display_name,
+       requires_consent (null: the entity type decides), and the session
+       policy: session_required_single_domain [domains],
+       session_required_mfa, session_max_age (seconds),
+       session_required_policies [ids] (null clears one)
+  POST /_emulator/tasks/<id>         set_task_status(): {"status":
+       "INACTIVE"|"ACTIVE", "nice_status": ...} pauses / resumes a task
+  GET  /_emulator/tasks/<id>         task_options(): what it was submitted
+       with, notify_on_* included
+  POST /_emulator/limits             set_limits(): task_deadline_seconds
+       (default 86400), retry_seconds (60), ls_size_limit (100000),
+       skipped_errors_page (100); GET shows them
+  POST /_emulator/identities         add_identity(): {"username":
+       "name@domain"} links an identity to the person who logs in
+  POST /_emulator/faults             add_faults(): fail_tasks, http_status,
+       path_prefix, count, bytes_per_second
+  POST /_emulator/auth               auth_control(): expire_access_tokens,
+       expire_refresh_tokens, revoke_all, age_sessions (seconds)
+  GET  /_emulator/stats              stats(): requests, tasks, bytes,
+       notification_mails {succeeded, failed, inactive}
+"""
+
+
+@click.command("emulator", help=CONTROLS_HELP)
 @click.option(
     "--collection",
     "collections",

@@ -238,7 +238,7 @@ def generic_error(status: int, req: Request, message: str) -> Exception:
         return AuthAPIError(status, code, message, title)
     codes = {
         400: "ClientError.BadRequest",
-        401: "AuthenticationFailed",
+        401: "ClientError.AuthenticationFailed",
         403: "PermissionDenied",
         404: "ClientError.NotFound",
         405: "ClientError.MethodNotAllowed",

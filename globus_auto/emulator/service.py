@@ -8,7 +8,9 @@ Usage::
         ...
 
 Test controls live under ``/_emulator/`` (never part of Globus) and have
-Python twins: ``set_collection``, ``add_faults``, ``auth_control``, ``stats``.
+Python twins: ``set_collection``, ``set_task_status``, ``task_options``,
+``set_limits``, ``add_identity``, ``add_faults``, ``auth_control``
+(``age_sessions``), ``stats``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from globus_auto.emulator.auth import DEFAULT_ACCESS_TOKEN_LIFETIME, AuthService
+from globus_auto.emulator.auth import AuthService
+from globus_auto.emulator.auth_records import DEFAULT_ACCESS_TOKEN_LIFETIME
+from globus_auto.emulator.controls import (
+    COLLECTION_CONTROL,
+    LIMITS_CONTROL,
+    UNSET,
+    Unset,
+    apply_policy,
+    bad_request,
+    control_body,
+    make_collection,
+)
 from globus_auto.emulator.server import (
     EmulatorHTTPServer,
     GlobusError,
@@ -31,33 +44,13 @@ from globus_auto.emulator.server import (
     error_response,
     generic_error,
 )
-from globus_auto.emulator.state import ENTITY_TYPES, Collection, EmulatorState
+from globus_auto.emulator.state import ENTITY_TYPES, NOTIFICATION_KINDS, EmulatorState
+from globus_auto.emulator.tasks import Task
 from globus_auto.emulator.transfer import TransferService
-
-COLLECTION_OPTIONS = {"entity_type", "high_assurance", "display_name"}
 
 
 def _bad(message: str) -> GlobusError:
-    return GlobusError(400, "ClientError.BadRequest", message)
-
-
-def _make_collection(cid: str, root: Path, options: dict[str, Any]) -> Collection:
-    unknown = set(options) - COLLECTION_OPTIONS
-    if unknown:
-        raise ValueError(f"unknown collection options: {sorted(unknown)}")
-    entity_type = options.get("entity_type", "GCSv5_mapped_collection")
-    if entity_type not in ENTITY_TYPES:
-        raise ValueError(f"unknown entity_type {entity_type!r}")
-    canonical = str(uuid.UUID(cid))
-    return Collection(
-        id=canonical,
-        root=Path(root).resolve(),
-        display_name=str(
-            options.get("display_name", f"Emulated collection {canonical[:8]}")
-        ),
-        entity_type=entity_type,
-        high_assurance=bool(options.get("high_assurance", False)),
-    )
+    return bad_request(message)
 
 
 class Emulator:
@@ -80,7 +73,7 @@ class Emulator:
         options = {str(uuid.UUID(k)): v for k, v in (collection_options or {}).items()}
         built = {}
         for cid, root in collections.items():
-            coll = _make_collection(
+            coll = make_collection(
                 cid, Path(root), options.get(str(uuid.UUID(cid)), {})
             )
             built[coll.id] = coll
@@ -168,6 +161,9 @@ class Emulator:
                 "bytes_copied": stats.bytes_copied,
                 "bytes_checksummed": stats.bytes_checksummed,
                 "requests": dict(stats.requests),
+                "notification_mails": {
+                    kind: stats.notification_mails[kind] for kind in NOTIFICATION_KINDS
+                },
             }
 
     def set_collection(
@@ -175,19 +171,105 @@ class Emulator:
         collection_id: str,
         *,
         connected: bool | None = None,
-        requires_consent: bool | None = None,
         paused: bool | None = None,
+        entity_type: str | None = None,
+        high_assurance: bool | None = None,
+        display_name: str | None = None,
+        requires_consent: bool | Unset | None = UNSET,
+        session_required_single_domain: list[str] | Unset | None = UNSET,
+        session_required_mfa: bool | None = None,
+        session_max_age: int | Unset | None = UNSET,
+        session_required_policies: list[str] | Unset | None = UNSET,
     ) -> None:
-        """Take a collection offline/online, or make it need data_access consent."""
+        """Take a collection offline/online, change what it is (entity type,
+        high assurance, name), override whether it needs data_access consent
+        (None: back to what its entity type says), or set its authentication
+        policy (None clears a requirement)."""
+        if entity_type is not None and entity_type not in ENTITY_TYPES:
+            raise _bad(f"entity_type must be one of {', '.join(ENTITY_TYPES)}")
         with self.state.lock:
             collection = self.state.collection(collection_id)
             if connected is not None:
                 collection.connected = connected
-            if requires_consent is not None:
-                collection.requires_consent = requires_consent
             if paused is not None:
                 collection.paused = paused
+            if entity_type is not None:
+                collection.entity_type = entity_type
+            if high_assurance is not None:
+                collection.high_assurance = high_assurance
+            if display_name is not None:
+                collection.display_name = display_name
+            apply_policy(
+                collection,
+                {
+                    "consent_override": requires_consent,
+                    "session_required_single_domain": session_required_single_domain,
+                    "session_required_mfa": session_required_mfa,
+                    "session_max_age": session_max_age,
+                    "session_required_policies": session_required_policies,
+                },
+            )
             self.transfer.wakeup.notify_all()
+
+    def set_task_status(
+        self, task_id: str, status: str, *, nice_status: str | None = None
+    ) -> None:
+        """Make a task INACTIVE (its work pauses; nice_status defaults to
+        "CREDENTIALS_EXPIRED", unverified) or ACTIVE again (work resumes)."""
+        if status not in ("ACTIVE", "INACTIVE"):
+            raise _bad("status must be ACTIVE or INACTIVE")
+        with self.state.lock:
+            task = self._known_task(task_id)
+            if task.done:
+                raise _bad(f"Task '{task.task_id}' is already {task.status}")
+            self.transfer.worker.set_status(task, status, nice_status)
+
+    def task_options(self, task_id: str) -> JSONDict:
+        """What a task was submitted with, notify_on_* flags included (the real
+        task document does not show those: CommanderPho/PhoGlobusHelpers
+        compatibility_objects/Tasks.py lists a real document's keys)."""
+        with self.state.lock:
+            task = self._known_task(task_id)
+            return {
+                "task_id": task.task_id,
+                "owner_id": task.owner_id,
+                "status": task.status,
+                "options": dict(task.options),
+            }
+
+    def set_limits(
+        self,
+        *,
+        task_deadline_seconds: int | None = None,
+        retry_seconds: float | None = None,
+        ls_size_limit: int | None = None,
+        skipped_errors_page: int | None = None,
+    ) -> JSONDict:
+        """Shrink service limits for tests (see ``state.Limits``); a new
+        deadline applies to tasks submitted afterwards. Returns the limits."""
+        with self.state.lock:
+            limits = self.state.limits
+            if task_deadline_seconds is not None:
+                limits.task_deadline_seconds = task_deadline_seconds
+            if retry_seconds is not None:
+                limits.retry_seconds = float(retry_seconds)
+            if ls_size_limit is not None:
+                limits.ls_size_limit = ls_size_limit
+            if skipped_errors_page is not None:
+                if skipped_errors_page < 1:
+                    raise _bad("skipped_errors_page must be at least 1")
+                limits.skipped_errors_page = skipped_errors_page
+            self.transfer.wakeup.notify_all()
+            return dict(vars(limits))
+
+    def add_identity(self, username: str) -> JSONDict:
+        """Link an identity ``name@domain`` to the emulated person's account
+        (its domain is what follows the @); returns its identity document."""
+        with self.state.lock:
+            try:
+                return dict(self.auth.person.link(username))
+            except ValueError as why:
+                raise _bad(str(why)) from None
 
     def add_faults(
         self,
@@ -216,13 +298,16 @@ class Emulator:
         expire_access_tokens: bool = False,
         expire_refresh_tokens: bool = False,
         revoke_all: bool = False,
+        age_sessions: float = 0,
     ) -> None:
-        """Simulate lapsed (expired) or revoked logins."""
+        """Simulate lapsed (expired) or revoked logins, or login sessions
+        ``age_sessions`` seconds older than they are."""
         self.auth.control(
             {
                 "expire_access_tokens": expire_access_tokens,
                 "expire_refresh_tokens": expire_refresh_tokens,
                 "revoke_all": revoke_all,
+                "age_sessions": age_sessions,
             }
         )
 
@@ -235,45 +320,64 @@ class Emulator:
     def revoke_all_tokens(self) -> None:
         self.auth_control(revoke_all=True)
 
+    def age_sessions(self, seconds: float) -> None:
+        self.auth_control(age_sessions=seconds)
+
+    def _known_task(self, task_id: str) -> Task:
+        task = self.transfer.tasks.get(task_id.lower())
+        if task is None:
+            raise GlobusError(
+                404, "ClientError.NotFound", f"No task found with id '{task_id}'"
+            )
+        return task
+
     def _control_routes(self) -> list[tuple[str, str, Any]]:
         return [
             ("POST", "/_emulator/collections/{id}", self._http_collection),
+            ("POST", "/_emulator/tasks/{id}", self._http_task_status),
+            ("GET", "/_emulator/tasks/{id}", self._http_task_options),
+            ("POST", "/_emulator/limits", self._http_limits),
+            ("GET", "/_emulator/limits", self._http_limits),
+            ("POST", "/_emulator/identities", self._http_identity),
             ("POST", "/_emulator/faults", self._http_faults),
             ("POST", "/_emulator/auth", self._http_auth),
             ("GET", "/_emulator/stats", self._http_stats),
         ]
 
-    @staticmethod
-    def _control_body(req: Request, allowed: dict[str, type]) -> JSONDict:
-        body = req.json()
-        for key, value in body.items():
-            kind = allowed.get(key)
-            if kind is None:
-                raise _bad(f"Unknown field '{key}'")
-            if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-                raise _bad(f"Field '{key}' must be an integer")
-            if kind is int and value < 0:
-                raise _bad(f"Field '{key}' must not be negative")
-            if not isinstance(value, kind):
-                raise _bad(f"Field '{key}' must be of type {kind.__name__}")
-        return body
-
     def _http_collection(self, req: Request, collection_id: str) -> Response:
-        body = self._control_body(
-            req, {"connected": bool, "requires_consent": bool, "paused": bool}
-        )
+        body = control_body(req, COLLECTION_CONTROL)
         self.set_collection(collection_id, **body)
         return Response(200, {"ok": True})
 
+    def _http_task_status(self, req: Request, task_id: str) -> Response:
+        body = control_body(req, {"status": "str", "nice_status": "str"})
+        if "status" not in body:
+            raise _bad("Missing field 'status'")
+        self.set_task_status(task_id, **body)
+        return Response(200, {"ok": True})
+
+    def _http_task_options(self, req: Request, task_id: str) -> Response:
+        return Response(200, self.task_options(task_id))
+
+    def _http_limits(self, req: Request) -> Response:
+        body = control_body(req, LIMITS_CONTROL) if req.method == "POST" else {}
+        return Response(200, self.set_limits(**body))
+
+    def _http_identity(self, req: Request) -> Response:
+        body = control_body(req, {"username": "str"})
+        if "username" not in body:
+            raise _bad("Missing field 'username'")
+        return Response(200, self.add_identity(body["username"]))
+
     def _http_faults(self, req: Request) -> Response:
-        body = self._control_body(
+        body = control_body(
             req,
             {
-                "fail_tasks": int,
-                "http_status": int,
-                "path_prefix": str,
-                "count": int,
-                "bytes_per_second": int,
+                "fail_tasks": "int",
+                "http_status": "int",
+                "path_prefix": "str",
+                "count": "int",
+                "bytes_per_second": "int",
             },
         )
         status = body.get("http_status")
@@ -283,12 +387,13 @@ class Emulator:
         return Response(200, {"ok": True})
 
     def _http_auth(self, req: Request) -> Response:
-        body = self._control_body(
+        body = control_body(
             req,
             {
-                "expire_access_tokens": bool,
-                "expire_refresh_tokens": bool,
-                "revoke_all": bool,
+                "expire_access_tokens": "bool",
+                "expire_refresh_tokens": "bool",
+                "revoke_all": "bool",
+                "age_sessions": "number",
             },
         )
         self.auth_control(**body)

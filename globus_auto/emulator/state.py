@@ -1,7 +1,7 @@
-"""The emulator's shared state: collections, faults to inject and statistics.
+"""The emulator's shared state: collections, limits, faults and statistics.
 
 One ``threading.RLock`` (``EmulatorState.lock``) guards everything here and the
-Auth and Transfer records, so request threads and the task worker never see a
+Auth and Transfer records, so request threads and the task threads never see a
 half-updated document.
 """
 
@@ -45,7 +45,12 @@ def listing_time(epoch_seconds: float) -> str:
 
 @dataclass
 class Collection:
-    """A collection backed by a local directory."""
+    """A collection backed by a local directory.
+
+    ``consent_override`` is a test's explicit word on data_access (None: what
+    the entity type says). The ``session_*`` fields are the collection's
+    authentication policy, checked by ``sessions.unmet_policy``.
+    """
 
     id: str
     root: Path
@@ -54,11 +59,49 @@ class Collection:
     high_assurance: bool = False
     connected: bool = True
     paused: bool = False
-    requires_consent: bool = False
+    consent_override: bool | None = None
+    session_required_single_domain: list[str] | None = None
+    session_required_mfa: bool = False
+    session_max_age: int | None = None
+    session_required_policies: list[str] | None = None
 
     @property
     def is_personal(self) -> bool:
         return self.entity_type in GCP_ENTITY_TYPES
+
+    @property
+    def is_collection(self) -> bool:
+        """A GCSv5 endpoint is not a collection: no ls, no transfers (GLOBUS.md;
+        globus-cli ``endpointish/entity_type.py``)."""
+        return self.entity_type != "GCSv5_endpoint"
+
+    @property
+    def scope_exists(self) -> bool:
+        """Whether Globus Auth knows a data_access scope for this collection.
+
+        Only GCSv5 mapped collections that are not high assurance have one
+        (globus-sdk ``TransferClient.add_app_data_access_scope`` docstring;
+        globus-cli ``endpointish.py`` ``requires_data_access_scope``); asking
+        for it elsewhere fails at login with "Unknown Scope". A test that
+        forces ``consent_override=True`` makes the scope exist too, or the
+        consent it demands could never be given.
+        """
+        default = (
+            self.entity_type == "GCSv5_mapped_collection" and not self.high_assurance
+        )
+        return default or self.consent_override is True
+
+    @property
+    def requires_consent(self) -> bool:
+        """Whether Transfer refuses this collection without data_access consent:
+        by default exactly when the scope exists (same sources)."""
+        if self.consent_override is not None:
+            return self.consent_override
+        return self.scope_exists
+
+    @requires_consent.setter
+    def requires_consent(self, value: bool | None) -> None:
+        self.consent_override = value
 
     @property
     def data_access_scope(self) -> str:
@@ -122,15 +165,53 @@ class Faults:
     bytes_per_second: int = 0
 
 
+DEFAULT_TASK_DEADLINE = 24 * 3600
+DEFAULT_RETRY_SECONDS = 60.0
+DEFAULT_LS_SIZE_LIMIT = 100_000
+DEFAULT_SKIPPED_ERRORS_PAGE = 100
+
+
+@dataclass
+class Limits:
+    """Service limits a test may shrink (``/_emulator/limits``).
+
+    - ``task_deadline_seconds``: the deadline of a task submitted without one;
+      24 h at first (docs.globus.org/api/transfer/task_behavior "Deadlines";
+      globus-cli issue 1056 shows request_time + 24 h).
+    - ``retry_seconds``: how long a task backs off after an error before it
+      tries the failed paths again. Globus does not publish its back-off;
+      60 s is our guess (unverified), made short by tests.
+    - ``ls_size_limit``: more entries than this and ls answers
+      ``ExternalError.DirListingFailed.SizeLimit`` (100,000: globus-sdk
+      ``operation_ls`` docstring).
+    - ``skipped_errors_page``: items per page of ``/task/<id>/skipped_errors``
+      (the real page size is not published; 100 is unverified).
+    """
+
+    task_deadline_seconds: int = DEFAULT_TASK_DEADLINE
+    retry_seconds: float = DEFAULT_RETRY_SECONDS
+    ls_size_limit: int = DEFAULT_LS_SIZE_LIMIT
+    skipped_errors_page: int = DEFAULT_SKIPPED_ERRORS_PAGE
+
+
+NOTIFICATION_KINDS = ("succeeded", "failed", "inactive")
+
+
 @dataclass
 class Stats:
-    """Counters served at ``/_emulator/stats``."""
+    """Counters served at ``/_emulator/stats``.
+
+    ``notification_mails`` counts the mails Globus would have sent the task
+    owner, by kind (``notify_on_*`` of each task; globus-sdk ``TransferData``
+    docs).
+    """
 
     tasks_submitted: int = 0
     duplicate_submissions: int = 0
     bytes_copied: int = 0
     bytes_checksummed: int = 0
     requests: Counter[str] = field(default_factory=Counter)
+    notification_mails: Counter[str] = field(default_factory=Counter)
 
 
 class EmulatorState:
@@ -141,6 +222,7 @@ class EmulatorState:
         self.collections = collections
         self.faults = Faults()
         self.stats = Stats()
+        self.limits = Limits()
 
     def collection(self, collection_id: str) -> Collection:
         """Return the collection or raise the 404 Transfer sends."""

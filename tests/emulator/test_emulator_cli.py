@@ -45,7 +45,9 @@ def test_command_serves_until_signalled(tmp_path: Path, sig: signal.Signals) -> 
             f"{url}v2/oauth2/token",
             data={
                 "grant_type": "client_credentials",
-                "scope": "urn:globus:auth:scope:transfer.api.globus.org:all",
+                # a GCSv5 mapped collection (the default) needs data_access
+                "scope": "urn:globus:auth:scope:transfer.api.globus.org:all"
+                f"[*https://auth.globus.org/scopes/{collection}/data_access]",
             },
             auth=(client, "secret"),
             timeout=5,
@@ -75,6 +77,20 @@ def test_help_says_it_is_a_test_service() -> None:
     )
     assert "TEST service" in result.stdout
     assert "--collection" in result.stdout and "--client" in result.stdout
+    for control in (
+        "/_emulator/collections/<id>",
+        "/_emulator/tasks/<id>",
+        "/_emulator/limits",
+        "/_emulator/identities",
+        "/_emulator/faults",
+        "/_emulator/auth",
+        "/_emulator/stats",
+        "set_task_status()",
+        "session_required_single_domain",
+        "age_sessions",
+        "notification_mails",
+    ):
+        assert control in result.stdout, control
 
 
 def test_bad_collection_is_a_usage_error(tmp_path: Path) -> None:

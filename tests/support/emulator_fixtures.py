@@ -6,6 +6,11 @@ client (``native_client_id``) and a confidential client
 (``confidential_client_id``, ``confidential_client_secret``).
 ``globus_env``: the same, with globus-sdk pointed at it through
 ``GLOBUS_SDK_SERVICE_URL_TRANSFER`` and ``GLOBUS_SDK_SERVICE_URL_AUTH``.
+
+Both collections are GCSv5 mapped collections, not high assurance, so, as on
+the real service, each needs a data_access consent from the start. Limits are
+the real ones (a 24 h task deadline, a 60 s retry back-off): a test that
+needs them short says so with ``set_limits``.
 """
 
 from __future__ import annotations
