@@ -96,6 +96,14 @@ EMAIL_HOST = "smtp.example.org"
 # HEARTBEAT_URL = "https://hc-ping.com/your-check-uuid"
 # Refresh the Globus tokens when unused for this many days, so they never lapse.
 # AUTH_KEEPALIVE_DAYS = 30
+# Globus itself mails you about every task unless told not to. globus-auto
+# turns that off for tasks that succeed (it tracks delivery itself), and for
+# failed or suspended (INACTIVE) tasks whenever it has EMAIL_RECIPIENTS to
+# alert itself; with no recipients, Globus's mails are the ones you get. Set
+# any of these to True or False to decide yourself (None: as described).
+# GLOBUS_NOTIFY_ON_SUCCEEDED = None
+# GLOBUS_NOTIFY_ON_FAILED = None
+# GLOBUS_NOTIFY_ON_INACTIVE = None
 
 # ---------------------------------------------------------------------------
 # Several jobs in one file. May be combined with the job above (named

@@ -8,6 +8,8 @@ Imports only :mod:`globus_auto.problems` (for the kinds).
 
 from __future__ import annotations
 
+from typing import Any
+
 from globus_auto.problems import Kind
 
 EXIT_OK = 0
@@ -65,6 +67,29 @@ class LoginRequired(GlobusAutoError):
 
     exit_code = EXIT_LOGIN_REQUIRED
     kind = Kind.LOGIN_REQUIRED
+
+
+class SessionRequired(LoginRequired):
+    """A collection's policy asks for a login this one is not: a domain, an
+    identity, MFA, a policy, or a fresh authentication.
+
+    ``collection`` is the collection that asked, ``parameters`` Globus's
+    ``authorization_parameters`` (plain values), for the login that meets them.
+    """
+
+    def __init__(
+        self, message: str, *, collection: str | None, parameters: dict[str, Any]
+    ) -> None:
+        super().__init__(message)
+        self.collection = collection
+        self.parameters = parameters
+
+
+class NotACollection(ConfigError):
+    """An id in the config names a Globus Connect Server endpoint, not one of
+    its collections: nothing can be transferred to or from it."""
+
+    kind = Kind.ENDPOINT_NOT_READY
 
 
 class EndpointNotReady(GlobusAutoError):

@@ -27,6 +27,8 @@ class Kind(str, Enum):
     LOGIN_REQUIRED = "login-required"
     TASK_FAILED = "task-failed"
     TASK_STUCK = "task-stuck"
+    TASK_INACTIVE = "task-inactive"  # Globus suspended a task (credentials)
+    SKIPPED = "skipped-by-globus"  # Globus skipped files that are still there
     SOURCE_PROBLEM = "source-problem"  # the source is missing or unmounted
     UNSENDABLE = "unsendable-files"  # some files in it cannot be sent as they are
     DATASTORE = "datastore"
@@ -71,6 +73,8 @@ SUMMARIES = {
     Kind.LOGIN_REQUIRED: "Globus login or consent required",
     Kind.TASK_FAILED: "a transfer failed",
     Kind.TASK_STUCK: "a transfer is not progressing",
+    Kind.TASK_INACTIVE: "Globus suspended a transfer: a login is needed",
+    Kind.SKIPPED: "Globus could not read some files",
     Kind.SOURCE_PROBLEM: "the source directory is not usable",
     Kind.UNSENDABLE: "some files cannot be sent",
     Kind.DATASTORE: "the datastore is not usable",
@@ -99,7 +103,41 @@ def what_to_do(kind: Kind, settings: Settings, job: Job) -> str:
         return f"Check that {job.src_local_dir} is mounted and readable, then: {status}"
     if kind is Kind.TASK_FAILED:
         return f"See the task at https://app.globus.org/activity and run: {status}"
+    if kind is Kind.TASK_INACTIVE:
+        renew = (
+            "check that the service account still has access to both collections"
+            if settings.client_secret
+            else f"log in again on a terminal: globus-auto {config} login"
+        )
+        return (
+            f"Globus needs fresh credentials for it: {renew}, and renew the "
+            "collection's credentials if app.globus.org/activity asks you to. The "
+            "task then resumes; nothing is lost meanwhile."
+        )
+    if kind is Kind.SKIPPED:
+        return (
+            f"Check that collection {job.src_id} can read them (their permissions "
+            "for the account the collection maps your identity to, and that "
+            "SRC_DIR on the collection is the folder src_local_dir is here); "
+            f"list the files waiting with: {status}"
+        )
     return f"Run {status} and read the log in {settings.state_dir}"
+
+
+def session_what_to_do(settings: Settings) -> str:
+    """What to do when a collection's session policy refuses the login."""
+    if settings.client_secret:
+        return (
+            "A service account (a client identity) cannot meet a collection's "
+            "session policy (a domain, MFA, a recent login). Ask the collection's "
+            "administrators for a guest collection the service account may use, "
+            "or use a user login instead: remove CLIENT_SECRET and run on a "
+            f"terminal: {login_command(settings)}"
+        )
+    return (
+        "Log in again on a terminal; the login asks Globus for what the "
+        f"collection requires: {login_command(settings)}"
+    )
 
 
 def unexpected_problem(job: str, error: BaseException, log_path: str) -> Problem:

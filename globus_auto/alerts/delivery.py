@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -28,7 +28,7 @@ from globus_auto.alerts.store import (
 from globus_auto.datastore.store import Datastore, pending_or_nothing
 from globus_auto.errors import NotifyError
 from globus_auto.problems import Kind, Problem
-from globus_auto.settings.model import Job, Settings
+from globus_auto.settings.model import Settings
 from globus_auto.text import redact, secrets_of
 
 log = logging.getLogger(__name__)
@@ -52,19 +52,6 @@ class RunOutcome(Protocol):
 
 
 HEARTBEAT_TIMEOUT = 10.0  # seconds; a slow monitor must not hold up cron
-
-
-def recipients_for(settings: Settings, job_name: str) -> tuple[str, ...]:
-    """The job's recipients (settings give every job the global EMAIL_RECIPIENTS
-    unless it names its own); for a name no job has, everyone's."""
-    for job in settings.jobs:
-        if job.name == job_name:
-            return job.email_recipients
-    return _everyone(settings.jobs)
-
-
-def _everyone(jobs: Iterable[Job]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(a for job in jobs for a in job.email_recipients))
 
 
 def after_run(
@@ -209,7 +196,7 @@ class _Mailer:
         self.mailed = False
         if item.message_kind is None:
             return True
-        recipients = recipients_for(self.settings, item.record.job)
+        recipients = self.settings.recipients_for(item.record.job)
         if not recipients or not self.settings.email_sender:
             # Info only: the run logs the problem itself; the user chose no mail.
             log.info(

@@ -28,6 +28,7 @@ from globus_auto.errors import (
     EXIT_USAGE,
     ConfigError,
     GlobusAutoError,
+    SessionRequired,
 )
 
 if TYPE_CHECKING:
@@ -56,6 +57,20 @@ class Check:
 def _failed(name: str, exc: BaseException, fix: str) -> Check:
     code = exc.exit_code if isinstance(exc, GlobusAutoError) else EXIT_UNEXPECTED
     return Check(name, FAIL, str(exc), fix, code or EXIT_UNEXPECTED)
+
+
+def _collection_failed(
+    name: str, exc: GlobusAutoError, fix: str, settings: Settings
+) -> Check:
+    """A collection check that failed; a session policy is a login problem,
+    remembered so that ``globus-auto login`` asks Globus for exactly it."""
+    from globus_auto.globus.sessions import remember_session_requirement
+    from globus_auto.problems import session_what_to_do
+
+    if isinstance(exc, SessionRequired):
+        remember_session_requirement(settings, exc.collection, exc.parameters)
+        fix = session_what_to_do(settings)
+    return _failed(name, exc, fix)
 
 
 # --- the checks ------------------------------------------------------------------
@@ -136,7 +151,7 @@ def check_source_folder(job: Job) -> Check:
     return Check(name, OK, f"{job.src_local_dir} is readable")
 
 
-def check_source_collection(job: Job, gateway: Gateway) -> Check:
+def check_source_collection(job: Job, gateway: Gateway, settings: Settings) -> Check:
     """The source collection answers and lists the source path."""
     name = f"{job.name}: source collection"
     fix = (
@@ -147,7 +162,7 @@ def check_source_collection(job: Job, gateway: Gateway) -> Check:
         doc = gateway.check_collection(job.src_id, "source")
         found = gateway.list_dir(job.src_id, job.src_dir, "source")
     except GlobusAutoError as exc:
-        return _failed(name, exc, fix)
+        return _collection_failed(name, exc, fix, settings)
     if not found:
         return Check(
             name,
@@ -160,7 +175,7 @@ def check_source_collection(job: Job, gateway: Gateway) -> Check:
     return Check(name, OK, f"{job.src_dir} is listed on {_label(doc, job.src_id)}")
 
 
-def check_destination(job: Job, gateway: Gateway) -> Check:
+def check_destination(job: Job, gateway: Gateway, settings: Settings) -> Check:
     """The destination collection answers and the path is there (created if not)."""
     name = f"{job.name}: destination"
     fix = (
@@ -173,7 +188,7 @@ def check_destination(job: Job, gateway: Gateway) -> Check:
         if not existed:
             gateway.make_dirs(job.dst_id, job.dst_dir)
     except GlobusAutoError as exc:
-        return _failed(name, exc, fix)
+        return _collection_failed(name, exc, fix, settings)
     label = _label(doc, job.dst_id)
     if existed:
         return Check(
@@ -246,8 +261,8 @@ def run_checks(
         if gateway is None:
             add(Check(f"{job.name}: collections", SKIP, "not checked without a login"))
             continue
-        add(check_source_collection(job, gateway))
-        add(check_destination(job, gateway))
+        add(check_source_collection(job, gateway, settings))
+        add(check_destination(job, gateway, settings))
     add(check_mail(settings, test_mail))
     return done
 

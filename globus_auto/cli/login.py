@@ -17,12 +17,12 @@ import click
 
 from globus_auto.cli.context import CliState
 from globus_auto.engine.login_gate import login_problem
+from globus_auto.errors import LoginRequired
 from globus_auto.globus.login import run_login, run_logout
+from globus_auto.problems import login_command as login_again
 
 if TYPE_CHECKING:
     from globus_auto.settings.model import Job, Settings
-from globus_auto.errors import LoginRequired
-from globus_auto.problems import login_command as login_again
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from globus_auto.datastore.records import Observed
+from globus_auto.datastore.store import pending_or_nothing
 from globus_auto.engine.crash import crashpoint
 from globus_auto.engine.report import DryRunFile, JobReport, RunEnv, RunOptions
 from globus_auto.engine.scan import Scanner, ScanSummary, check_source
-from globus_auto.engine.tasks import follow_task, settle, submit
+from globus_auto.engine.settle import settle
+from globus_auto.engine.tasks import follow_task, submit
 from globus_auto.engine.walk import SYMLINK_NOTE, exclude_matcher, walk
 from globus_auto.errors import (
     EXIT_UNEXPECTED,
@@ -30,15 +32,22 @@ from globus_auto.errors import (
     EndpointNotReady,
     GlobusAutoError,
     GlobusUnavailable,
+    SessionRequired,
 )
+from globus_auto.globus.sessions import remember_session_requirement
 from globus_auto.lock import Locked, job_lock
-from globus_auto.problems import SUMMARIES, Kind, Problem, what_to_do
+from globus_auto.problems import (
+    SUMMARIES,
+    Kind,
+    Problem,
+    session_what_to_do,
+    what_to_do,
+)
 from globus_auto.settings.model import Job
 from globus_auto.text import printable_name
 
 if TYPE_CHECKING:
     from globus_auto.globus.gateway import Gateway
-from globus_auto.datastore.store import pending_or_nothing
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +115,10 @@ def _report_error(
     report.outcome = "failed"
     report.detail = str(exc)
     files, size = pending_or_nothing(env.store, job.identity)
+    fix = what_to_do(kind, env.settings, job)
+    if isinstance(exc, SessionRequired):
+        fix = session_what_to_do(env.settings)
+        remember_session_requirement(env.settings, exc.collection, exc.parameters)
     report.fail(
         Problem(
             job=job.name,
@@ -116,7 +129,7 @@ def _report_error(
                 else SUMMARIES[kind]
             ),
             what_happened=str(exc),
-            what_to_do=what_to_do(kind, env.settings, job),
+            what_to_do=fix,
             next_attempt="The next scheduled run will try again.",
             pending_files=files,
             pending_bytes=size,

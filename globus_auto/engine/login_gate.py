@@ -12,6 +12,7 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from globus_auto.datastore.store import pending_or_nothing
 from globus_auto.errors import EXIT_LOGIN_REQUIRED, GlobusAutoError, LoginRequired
 from globus_auto.globus.consents import job_collections, known_collections
 from globus_auto.globus.login import keep_alive
@@ -23,13 +24,12 @@ from globus_auto.globus.tokens import (
 )
 from globus_auto.logs import FILE_ONLY
 from globus_auto.problems import SUMMARIES, Kind, Problem, login_command
+from globus_auto.text import redact, secrets_of
 
 if TYPE_CHECKING:
     from globus_auto.datastore.store import Datastore
     from globus_auto.engine.report import JobReport
     from globus_auto.settings.model import Job, Settings
-from globus_auto.datastore.store import pending_or_nothing
-from globus_auto.text import redact, secrets_of
 
 log = logging.getLogger(__name__)
 

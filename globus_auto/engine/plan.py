@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from globus_auto.datastore.records import PendingFile
+from globus_auto.settings.model import GlobusMailChoice
 
 # More items than this in one submission is split over several runs: a huge
 # JSON document is slow for Globus to accept and for this tool to build.
@@ -30,6 +31,38 @@ class TransferItem:
 
 
 @dataclass(frozen=True)
+class GlobusMails:
+    """Which of Globus's own mails a task asks for (its ``notify_on_*``)."""
+
+    on_succeeded: bool = False
+    on_failed: bool = False
+    on_inactive: bool = False
+
+
+def globus_mails(
+    configured: GlobusMailChoice, tool_alerts_someone: bool
+) -> GlobusMails:
+    """The ``notify_on_*`` of a job's tasks.
+
+    Why: Globus mails the task's owner for every task unless told not to (all
+    three default to true: globus-sdk ``TransferData``); from cron that is
+    dozens of mails a day (brockpalen/archivetar issue 26). A success is never
+    worth a mail: the tool tracks delivery. A failed or suspended task is
+    worth Globus's mail only when the tool has nobody to alert itself, so
+    somebody is told. Each can be set in the config.
+    """
+
+    def choose(value: bool | None, default: bool) -> bool:
+        return default if value is None else value
+
+    return GlobusMails(
+        on_succeeded=choose(configured.on_succeeded, False),
+        on_failed=choose(configured.on_failed, not tool_alerts_someone),
+        on_inactive=choose(configured.on_inactive, not tool_alerts_someone),
+    )
+
+
+@dataclass(frozen=True)
 class TransferPlan:
     """One Globus transfer task to submit for a job."""
 
@@ -42,6 +75,7 @@ class TransferPlan:
     count: int
     bytes: int
     exclude_names: tuple[str, ...] = ()  # filter rules for a recursive item
+    mails: GlobusMails = GlobusMails()  # Globus's own per-task mails
 
 
 def collection_path(base: str, relpath: bytes) -> str:
@@ -103,6 +137,7 @@ def file_plan(
     destination_id: str,
     destination_dir: str,
     files: Iterable[PendingFile],
+    mails: GlobusMails,
 ) -> TransferPlan:
     """A task carrying each file as its own item."""
     chosen = tuple(files)
@@ -122,6 +157,7 @@ def file_plan(
         files=chosen,
         count=len(chosen),
         bytes=sum(f.size for f in chosen),
+        mails=mails,
     )
 
 
@@ -135,6 +171,7 @@ def directory_plan(
     count: int,
     size: int,
     exclude: Sequence[str],
+    mails: GlobusMails,
 ) -> TransferPlan:
     """A task carrying the whole source directory as one recursive item."""
     return TransferPlan(
@@ -147,6 +184,7 @@ def directory_plan(
         count=count,
         bytes=size,
         exclude_names=name_only_patterns(exclude) or (),
+        mails=mails,
     )
 
 

@@ -1,4 +1,4 @@
-"""The tasks of a job: submit one, follow one in flight, settle one that ended.
+"""The tasks of a job: submit one, follow one in flight (settling: :mod:`.settle`).
 
 The state model's two phases live here: a task is recorded (with its
 submission id and the files it carries) before the submit call, and its files
@@ -10,29 +10,26 @@ task.
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Iterable
 from dataclasses import replace
-from datetime import timedelta
 from itertools import islice
 from typing import TYPE_CHECKING
 
-from globus_auto.datastore.records import PREPARING, StoredFile, TaskRecord
+from globus_auto.datastore.records import PREPARING, PendingFile, TaskRecord
 from globus_auto.engine import plan as planning
 from globus_auto.engine.crash import crashpoint
 from globus_auto.engine.report import JobReport, RunEnv, RunOptions
+from globus_auto.engine.settle import settle
 from globus_auto.engine.walk import SYMLINK_NOTE
 from globus_auto.errors import (
     EXIT_TRANSFER_FAILED,
     TaskUnknown,
     TransferFailed,
 )
-from globus_auto.problems import SUMMARIES, Kind, Problem, what_to_do
-from globus_auto.settings.model import Job
+from globus_auto.problems import Kind, Problem
+from globus_auto.settings.model import Job, Settings
 
 if TYPE_CHECKING:
-    from globus_auto.globus.gateway import Gateway, TaskState
-from globus_auto.datastore.records import PendingFile
+    from globus_auto.globus.gateway import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +56,7 @@ def submit(
     submission_id = gateway.new_submission_id()
     crashpoint("after-submission-id")
     if mode == "directory":
-        plan = _directory_plan(job, count, size)
+        plan = _directory_plan(job, env.settings, count, size)
         task = store.prepare_task(
             job_id, submission_id, recursive=True, files=None, now=env.now()
         )
@@ -67,7 +64,7 @@ def submit(
         files = list(
             islice(store.pending_files(job_id, cutoff), planning.MAX_ITEMS_PER_TASK)
         )
-        plan = _file_plan(job, files)
+        plan = _file_plan(job, env.settings, files)
         task = store.prepare_task(
             job_id, submission_id, recursive=False, files=files, now=env.now()
         )
@@ -106,7 +103,15 @@ def _submit_recorded(
     return replace(task, task_id=task_id, state="submitted")
 
 
-def _file_plan(job: Job, files: list[PendingFile]) -> planning.TransferPlan:
+def _mails(job: Job, settings: Settings) -> planning.GlobusMails:
+    return planning.globus_mails(
+        settings.globus_mails, bool(settings.recipients_for(job.name))
+    )
+
+
+def _file_plan(
+    job: Job, settings: Settings, files: list[PendingFile]
+) -> planning.TransferPlan:
     return planning.file_plan(
         job_name=job.name,
         source_id=job.src_id,
@@ -114,10 +119,13 @@ def _file_plan(job: Job, files: list[PendingFile]) -> planning.TransferPlan:
         destination_id=job.dst_id,
         destination_dir=job.dst_dir,
         files=files,
+        mails=_mails(job, settings),
     )
 
 
-def _directory_plan(job: Job, count: int, size: int) -> planning.TransferPlan:
+def _directory_plan(
+    job: Job, settings: Settings, count: int, size: int
+) -> planning.TransferPlan:
     return planning.directory_plan(
         job_name=job.name,
         source_id=job.src_id,
@@ -127,6 +135,7 @@ def _directory_plan(job: Job, count: int, size: int) -> planning.TransferPlan:
         count=count,
         size=size,
         exclude=job.exclude,
+        mails=_mails(job, settings),
     )
 
 
@@ -143,9 +152,9 @@ def follow_task(
         # same document under the same id either starts it or, if Globus has it
         # already, returns the existing task (code Duplicate). Never twice.
         if task.recursive:
-            plan = _directory_plan(job, task.files, task.bytes)
+            plan = _directory_plan(job, env.settings, task.files, task.bytes)
         else:
-            plan = _file_plan(job, env.store.carried_files(task.job))
+            plan = _file_plan(job, env.settings, env.store.carried_files(task.job))
         task = _submit_recorded(job, task, plan, env, gateway, report)
     try:
         if opts.wait:
@@ -188,102 +197,3 @@ def _settle_lost(
         EXIT_TRANSFER_FAILED,
     )
     log.warning("%s: task %s settled as LOST: %s", job.name, task.task_id, error)
-
-
-def settle(
-    job: Job, task: TaskRecord, state: TaskState, env: RunEnv, report: JobReport
-) -> bool:
-    """Settle a finished task's files; True if it is still running."""
-    store = env.store
-    now = env.now()
-    if not state.finished:
-        store.note_task_status(task.submission_id, state.status, state.describe())
-        _check_stuck(job, task, state, env, report)
-        return True
-    crashpoint("before-settle")
-    uncertain = changed_since_scan(job, store.carried_stats(task.job))
-    if state.status == "SUCCEEDED":
-        store.settle_task(task, state.status, state.describe(), None, now, uncertain)
-        report.delivered_files += task.files
-        report.cleared.update({Kind.TASK_FAILED, Kind.TASK_STUCK})
-        report.outcome = f"task {state.task_id} delivered {task.files} files"
-        log.info("%s: task %s SUCCEEDED", job.name, state.task_id)
-        return False
-    delivered = [
-        rel
-        for rel in (
-            planning.relative_path(job.src_dir, p)
-            for p in env.gateway().successful_sources(state.task_id)
-        )
-        if rel is not None
-    ]
-    store.settle_task(task, state.status, state.describe(), delivered, now, uncertain)
-    report.delivered_files += len(delivered)
-    report.cleared.add(Kind.TASK_STUCK)
-    files, size = store.pending_totals(task.job)
-    report.fail(
-        Problem(
-            job=job.name,
-            kind=Kind.TASK_FAILED,
-            summary=SUMMARIES[Kind.TASK_FAILED],
-            what_happened=f"Globus task {state.task_id} ended {state.describe()}.",
-            what_to_do=what_to_do(Kind.TASK_FAILED, env.settings, job),
-            next_attempt="The files it did not deliver are sent again by the next run.",
-            pending_files=files,
-            pending_bytes=size,
-        ),
-        EXIT_TRANSFER_FAILED,
-    )
-    log.warning("%s: task %s FAILED: %s", job.name, state.task_id, state.describe())
-    return False
-
-
-def changed_since_scan(job: Job, rows: Iterable[StoredFile]) -> list[bytes]:
-    """Carried files whose stat is no longer what the last scan recorded.
-
-    Globus copies a file as it is when it reads it, which may be a version the
-    scan never hashed; such a file must not be marked delivered.
-    """
-    root = os.fsencode(job.src_local_dir)
-    changed = []
-    for row in rows:
-        try:
-            st = os.lstat(os.path.join(root, row.path))
-        except OSError:
-            changed.append(row.path)
-            continue
-        seen = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-        if seen != (row.size, row.mtime_ns, row.ctime_ns, row.inode):
-            changed.append(row.path)
-    return changed
-
-
-def _check_stuck(
-    job: Job, task: TaskRecord, state: TaskState, env: RunEnv, report: JobReport
-) -> None:
-    started = task.submitted or task.created
-    limit = timedelta(hours=env.settings.task_stuck_hours)
-    if env.now() - started <= limit:
-        report.cleared.add(Kind.TASK_STUCK)
-        return
-    files, size = env.store.pending_totals(task.job)
-    report.fail(
-        Problem(
-            job=job.name,
-            kind=Kind.TASK_STUCK,
-            summary=SUMMARIES[Kind.TASK_STUCK],
-            what_happened=(
-                f"Globus task {state.task_id} has been {state.status} since "
-                f"{started:%Y-%m-%d %H:%M %Z}: {state.describe()}."
-            ),
-            what_to_do=(
-                "Look at the task at https://app.globus.org/activity; it may be "
-                "waiting for an endpoint or a credential. Cancel it there to have "
-                "the next run submit a new one."
-            ),
-            next_attempt="The next run checks the task again.",
-            pending_files=files,
-            pending_bytes=size,
-        ),
-        EXIT_TRANSFER_FAILED,
-    )

@@ -1,26 +1,27 @@
 """The globus-sdk app: the one place that bends the SDK.
 
-Every globus-sdk subclass lives here: the JSON token storage written
-atomically and privately, the user app whose refresh-token authorizers refresh
-under :func:`globus_auto.globus.tokens.tokens_lock`, and the login flows (a
-terminal one, and one that refuses without a terminal, so cron never blocks on
+Every globus-sdk subclass lives here, each on a public interface: the JSON
+token storage written atomically and privately, the authorizer that refreshes
+under :func:`globus_auto.globus.tokens.tokens_lock`, and the login flows (one
+through the command line's prompt, one that refuses, so cron never blocks on
 a prompt). globus-sdk is imported only inside the functions, so importing this
 module costs nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from globus_auto.clock import utcnow
 from globus_auto.errors import LoginRequired
-from globus_auto.files import ensure_private_dir, write_private_json
+from globus_auto.files import ensure_private_dir, read_json, write_private_json
 from globus_auto.globus.consents import TRANSFER_RS, transfer_scope
 from globus_auto.globus.tokens import (
     TOKEN_MARGIN_SECONDS,
@@ -32,10 +33,12 @@ from globus_auto.problems import login_command
 
 if TYPE_CHECKING:
     import globus_sdk
+    import globus_sdk.authorizers
+    import globus_sdk.token_storage
     from globus_sdk.gare import GlobusAuthorizationParameters
     from globus_sdk.globus_app.protocols import TokenValidationErrorHandler
     from globus_sdk.login_flows import LoginFlowManager
-    from globus_sdk.token_storage import JSONTokenStorage, TokenValidationError
+    from globus_sdk.token_storage import TokenValidationError
 
     from globus_auto.globus.prompt import LoginPrompt
     from globus_auto.settings.model import Settings
@@ -46,125 +49,189 @@ log = logging.getLogger(__name__)
 APP_NAME = "globus-auto"
 
 
-@functools.cache
-def _storage_class() -> type[JSONTokenStorage]:
-    """globus-sdk's JSON storage, written atomically and privately."""
-    from globus_sdk import __version__
-    from globus_sdk.token_storage import JSONTokenStorage, TokenStorageData
+# Seconds a Transfer call may take before it is given up (connect and read).
+REQUEST_TIMEOUT = 60.0
 
-    class PrivateJSONTokenStorage(JSONTokenStorage):
+
+@functools.cache
+def _storage_class() -> Callable[[Path], globus_sdk.token_storage.TokenStorage]:
+    """Tokens in globus-sdk's JSON file format, written atomically and privately.
+
+    Built on globus-sdk's public ``TokenStorage`` interface (no private
+    method): reads go through ``JSONTokenStorage``'s public getter, so files
+    of every format it reads keep working; writes go through
+    :func:`globus_auto.files.write_private_json` under the tokens lock.
+    """
+    from globus_sdk import __version__
+    from globus_sdk.token_storage import (
+        JSONTokenStorage,
+        TokenStorage,
+        TokenStorageData,
+    )
+
+    class PrivateJSONTokenStorage(TokenStorage):
+        def __init__(self, path: Path) -> None:
+            super().__init__(namespace="DEFAULT")
+            self.path = path
+            self.reader = JSONTokenStorage(path, namespace=self.namespace)
+
+        def get_token_data_by_resource_server(self) -> dict[str, TokenStorageData]:
+            if not self.path.exists():
+                return {}
+            return self.reader.get_token_data_by_resource_server()
+
         def store_token_data_by_resource_server(
             self, token_data_by_resource_server: Mapping[str, TokenStorageData]
         ) -> None:
-            path = Path(self.filepath)
-            with tokens_lock(path.parent):  # read-modify-write: one at a time
-                data = self._load()
-                space = data["data"].setdefault(self.namespace, {})
+            with tokens_lock(self.path.parent):  # read-modify-write: one at a time
+                data, space = self._file_data()
                 for (
                     resource_server,
                     token_data,
                 ) in token_data_by_resource_server.items():
                     space[resource_server] = token_data.to_dict()
-                data["globus-sdk.version"] = __version__
-                write_private_json(path, data)
-                record_token_use(path.parent, utcnow())
+                write_private_json(self.path, data)
+                record_token_use(self.path.parent, utcnow())
 
         def remove_token_data(self, resource_server: str) -> bool:
-            path = Path(self.filepath)
-            with tokens_lock(path.parent):
-                data = self._load()
-                space = data["data"].get(self.namespace, {})
+            with tokens_lock(self.path.parent):
+                data, space = self._file_data()
                 popped = space.pop(resource_server, None)
-                write_private_json(path, data)
+                write_private_json(self.path, data)
             return popped is not None
+
+        def _file_data(self) -> tuple[dict[str, Any], dict[str, Any]]:
+            """The file as JSONTokenStorage writes it (format 2.0), and this
+            namespace's part of it; other namespaces are kept as they are."""
+            data = read_json(self.path)
+            if not isinstance(data, dict) or data.get("format_version") != "2.0":
+                current = self.get_token_data_by_resource_server()
+                data = {"data": {self.namespace: {}}}
+                data["data"][self.namespace] = {
+                    rs: td.to_dict() for rs, td in current.items()
+                }
+            data["format_version"] = "2.0"
+            data["globus-sdk.version"] = __version__
+            space = data.setdefault("data", {}).setdefault(self.namespace, {})
+            return data, space
 
     return PrivateJSONTokenStorage
 
 
 @functools.cache
-def _user_app_class() -> type[globus_sdk.UserApp]:
-    """globus-sdk's UserApp, refreshing tokens under :func:`tokens_lock`.
+def _locked_authorizer_class() -> Callable[
+    [globus_sdk.RefreshTokenAuthorizer, str, Path],
+    globus_sdk.authorizers.GlobusAuthorizer,
+]:
+    """A refresh-token authorizer that refreshes under :func:`tokens_lock`.
 
-    It replaces the app's refresh-token authorizer factory (a private hook of
-    globus-sdk 4) so every refresh, including the one after a 401, re-reads
-    the stored tokens under the lock before spending a refresh token.
+    Why: Globus may rotate refresh tokens; two runs that refresh the same one
+    at once would leave one holding a spent token (a false "login required").
+    Every refresh, the one after a 401 included, first re-reads the stored
+    tokens under the lock and adopts what another process refreshed
+    meanwhile. It wraps globus-sdk's authorizer through its public interface
+    only (``get_authorization_header``, ``handle_missing_authorization``,
+    ``ensure_valid_token`` and the ``refresh_token``, ``access_token`` and
+    ``expires_at`` attributes); ``tests/unit/test_sdk_surface.py`` fails if
+    a globus-sdk release changes them.
     """
     import globus_sdk
-    from globus_sdk.globus_app.authorizer_factory import (
-        RefreshTokenAuthorizerFactory,
-    )
-    from globus_sdk.token_storage import TokenStorage
 
-    class LockedRefreshTokenAuthorizer(globus_sdk.RefreshTokenAuthorizer):
+    class LockedRefreshAuthorizer(globus_sdk.authorizers.GlobusAuthorizer):
         def __init__(
             self,
-            storage: TokenStorage,
+            inner: globus_sdk.RefreshTokenAuthorizer,
             resource_server: str,
             state_dir: Path,
-            **kwargs: Any,
         ) -> None:
-            self.storage = storage
+            self.inner = inner
             self.resource_server = resource_server
             self.state_dir = state_dir
-            super().__init__(**kwargs)
+            self.storage = _storage_class()(tokens_path(state_dir))
 
-        def _get_new_access_token(self) -> None:
+        def get_authorization_header(self) -> str | None:
+            if self._still_valid():
+                return self.inner.get_authorization_header()
             with tokens_lock(self.state_dir):
-                if not self._take_newer_stored_tokens():
-                    super()._get_new_access_token()  # saves through on_refresh
+                self._adopt_stored()
+                return self.inner.get_authorization_header()  # may refresh
 
-        def _take_newer_stored_tokens(self) -> bool:
-            """Adopt tokens another process stored since these were read;
-            True if their access token is still good (no refresh needed)."""
-            stored = self.storage.get_token_data(self.resource_server)
-            if stored is None or not stored.refresh_token:
-                return False
-            if stored.refresh_token == self.refresh_token:
-                return False
-            log.debug("using the tokens another process refreshed meanwhile")
-            self.refresh_token = stored.refresh_token
-            left = stored.expires_at_seconds - time.time()
-            if not stored.access_token or left <= TOKEN_MARGIN_SECONDS:
-                return False
-            self.expires_at = stored.expires_at_seconds
-            self.access_token = stored.access_token
-            return True
+        def handle_missing_authorization(self) -> bool:
+            return self.inner.handle_missing_authorization()
 
-    class LockedRefreshTokenAuthorizerFactory(RefreshTokenAuthorizerFactory):
-        def _make_authorizer(
-            self, resource_server: str
-        ) -> globus_sdk.RefreshTokenAuthorizer:
-            token_data = self.token_storage.get_token_data(resource_server)
-            if token_data.refresh_token is None:  # pragma: no cover
-                raise ValueError("token data missing required field refresh_token")
-            storage = self.token_storage.token_storage
-            path = getattr(storage, "filepath", None)
-            if path is None:  # pragma: no cover (always our JSON storage)
-                return super()._make_authorizer(resource_server)
-            return LockedRefreshTokenAuthorizer(
-                storage,
-                resource_server,
-                Path(path).parent,
-                refresh_token=token_data.refresh_token,
-                auth_client=self.auth_login_client,
-                access_token=token_data.access_token,
-                expires_at=token_data.expires_at_seconds,
-                on_refresh=self.token_storage.store_token_response,
+        def _still_valid(self) -> bool:
+            expires = self.inner.expires_at
+            return (
+                bool(self.inner.access_token)
+                and expires is not None
+                and (time.time() < expires - TOKEN_MARGIN_SECONDS)
             )
 
-    class LockingUserApp(globus_sdk.UserApp):
-        def _initialize_authorizer_factory(self) -> None:
-            super()._initialize_authorizer_factory()
-            if isinstance(self._authorizer_factory, RefreshTokenAuthorizerFactory):
-                self._authorizer_factory = LockedRefreshTokenAuthorizerFactory(
-                    token_storage=self.token_storage,
-                    auth_login_client=self._login_client,
-                )
+        def _adopt_stored(self) -> None:
+            """Take tokens another process stored since these were read."""
+            stored = self.storage.get_token_data(self.resource_server)
+            if stored is None or not stored.refresh_token:
+                return
+            if stored.refresh_token == self.inner.refresh_token:
+                return
+            log.debug("using the tokens another process refreshed meanwhile")
+            self.inner.refresh_token = stored.refresh_token
+            left = stored.expires_at_seconds - time.time()
+            if stored.access_token and left > TOKEN_MARGIN_SECONDS:
+                self.inner.access_token = stored.access_token
+                self.inner.expires_at = stored.expires_at_seconds
+            else:
+                self.inner.expires_at = None  # refresh with the adopted one
 
-    return LockingUserApp
+    return LockedRefreshAuthorizer
 
 
-def open_storage(settings: Settings) -> JSONTokenStorage:
+def locked(
+    authorizer: globus_sdk.authorizers.GlobusAuthorizer,
+    resource_server: str,
+    state_dir: Path,
+) -> globus_sdk.authorizers.GlobusAuthorizer:
+    """``authorizer``, refreshing under the tokens lock if it refreshes at all
+    (a service account's client-credentials authorizer needs no lock)."""
+    import globus_sdk
+
+    if isinstance(authorizer, globus_sdk.RefreshTokenAuthorizer):
+        return _locked_authorizer_class()(authorizer, resource_server, state_dir)
+    return authorizer
+
+
+def transfer_client(
+    app: globus_sdk.GlobusApp,
+    *,
+    state_dir: Path | None = None,
+    data_access: Iterable[str] = (),
+) -> globus_sdk.TransferClient:
+    """A Transfer client with ``app``'s tokens and a timeout on every call.
+
+    ``state_dir``: refresh the tokens under the lock of that state folder.
+    ``data_access``: add those collections' data_access consents to the app's
+    requirements (the app of a run has them already).
+    """
+    import globus_sdk
+
+    if data_access or TRANSFER_RS not in app.scope_requirements:
+        app.add_scope_requirements({TRANSFER_RS: [transfer_scope(data_access)]})
+    from globus_auto.globus.errors import globus_errors
+
+    # Under the lock: getting the authorizer may refresh tokens inside
+    # globus-sdk (the Auth token it polls consents with), and the app's
+    # authorizers are made from the tokens stored at that moment.
+    lock = tokens_lock(state_dir) if state_dir else contextlib.nullcontext()
+    with lock, globus_errors("using the stored Globus login"):
+        authorizer = app.get_authorizer(TRANSFER_RS)  # a login, if one is needed
+    if state_dir is not None:
+        authorizer = locked(authorizer, TRANSFER_RS, state_dir)
+    client = globus_sdk.TransferClient(authorizer=authorizer, app_name=APP_NAME)
+    client.transport.http_timeout = REQUEST_TIMEOUT
+    return client
+
+
+def open_storage(settings: Settings) -> globus_sdk.token_storage.TokenStorage:
     return _storage_class()(tokens_path(settings.state_dir))
 
 
@@ -205,7 +272,7 @@ def build_app(
         if prompt is not None
         else _no_prompt_handler(settings),
     )
-    return _user_app_class()(
+    return globus_sdk.UserApp(
         APP_NAME,
         login_client=login_client,
         scope_requirements=requirements,

@@ -9,13 +9,14 @@ scopes. globus-sdk is imported only inside the functions that talk to Globus.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from globus_auto.files import read_json, write_private_json
 
 if TYPE_CHECKING:
     import globus_sdk
+    import globus_sdk.gare
 
     from globus_auto.settings.model import Job, Settings
 
@@ -90,58 +91,3 @@ def transfer_scope(data_access: Iterable[str]) -> globus_sdk.Scope:
             )
         )
     return scope
-
-
-def look_at_collections(
-    settings: Settings,
-    app: globus_sdk.GlobusApp,
-    known: dict[str, bool],
-    granted: set[str],
-    *,
-    probe: bool = True,
-    say: Callable[[str], None] = log.warning,
-) -> list[str]:
-    """Update ``known`` from each collection; return those needing a consent
-    that is not in ``granted``. A collection Globus will not show is told
-    through ``say``."""
-    import globus_sdk
-
-    from globus_auto.globus.gateway import REQUEST_TIMEOUT
-
-    client = globus_sdk.TransferClient(app=app)
-    client.transport.http_timeout = REQUEST_TIMEOUT
-    for collection, path in _collection_paths(settings):
-        try:
-            doc = client.get_endpoint(collection)
-        except globus_sdk.TransferAPIError as exc:
-            say(f"collection {collection}: {exc.code}")
-            known.setdefault(collection, False)
-            continue
-        # Once found needing a consent (by its document or by Globus asking
-        # for one), a collection keeps needing it.
-        known[collection] = needs_data_access(doc.data) or known.get(collection, False)
-        if probe and not known[collection]:
-            known[collection] = _consent_required(client, collection, path)
-    return [c for c, need in known.items() if need and c not in granted]
-
-
-def _collection_paths(settings: Settings) -> list[tuple[str, str]]:
-    """Each collection of the config once, with a path of a job on it."""
-    paths: dict[str, str] = {}
-    for job in settings.jobs:
-        paths.setdefault(job.src_id.lower(), job.src_dir)
-        paths.setdefault(job.dst_id.lower(), job.dst_dir)
-    return list(paths.items())
-
-
-def _consent_required(
-    client: globus_sdk.TransferClient, collection: str, path: str
-) -> bool:
-    """True if Globus answers a listing on ``collection`` with ConsentRequired."""
-    import globus_sdk
-
-    try:
-        client.operation_ls(collection, path=path, limit=1)
-    except globus_sdk.TransferAPIError as exc:
-        return exc.code == "ConsentRequired" or bool(exc.info.consent_required)
-    return False

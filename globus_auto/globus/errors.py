@@ -13,20 +13,18 @@ import re
 from collections.abc import Iterator
 
 import globus_sdk
+import globus_sdk.gare
 
 from globus_auto.errors import (
     EndpointNotReady,
     GlobusAutoError,
     GlobusUnavailable,
     LoginRequired,
+    SessionRequired,
 )
+from globus_auto.globus.sessions import describe_session
 
 log = logging.getLogger(__name__)
-
-
-# get_task's answers for a task this login cannot see: its records are gone,
-# or it belongs to another identity (say, after logging in as someone else).
-TASK_UNKNOWN = frozenset({(404, "TaskNotFound"), (403, "PermissionDenied")})
 
 
 @contextlib.contextmanager
@@ -71,10 +69,12 @@ def _transfer_error(
     where = f" ({collection})" if collection else ""
     request = f" (request_id {exc.request_id})" if exc.request_id else ""
     message = exc.message or ""
-    if exc.http_status == 401:
+    if exc.http_status == 401:  # ClientError.AuthenticationFailed
         return LoginRequired(
             f"Globus rejected the stored login while {doing}{request}; log in again"
         )
+    # A consent is asked before a session (globus-cli's exception hooks do
+    # the same: tests/functional/exception_handling/test_session_hooks.py).
     if code == "ConsentRequired" or exc.info.consent_required:
         named = collection or _consent_collections(exc)
         where = f" collection {named}" if named else " collection"
@@ -82,6 +82,8 @@ def _transfer_error(
             f"the{where} needs a data_access consent that this login "
             f"lacks (while {doing}){request}; log in again to grant it"
         )
+    if exc.info.authorization_parameters:
+        return _session_required(exc, doing, collection, request)
     if code.startswith("ExternalError."):
         # A 502 about the collection itself (e.g. DirListingFailed.ConnectFailed,
         # .GCDisconnected): the endpoint is down, not Globus.
@@ -95,6 +97,31 @@ def _transfer_error(
         f"{doing}{where}: {code}: {message}{request}"
         if code
         else f"{doing}{where}: HTTP {exc.http_status}{request}"
+    )
+
+
+def _session_required(
+    exc: globus_sdk.TransferAPIError,
+    doing: str,
+    collection: str | None,
+    request: str,
+) -> SessionRequired:
+    """A collection's session policy (502 ...LoginFailed, 403 AuthPolicyFailed).
+
+    Globus answers with ``authorization_parameters`` (globus-sdk user guide,
+    "handling transfer auth params"); globus-sdk reads them as a Globus Auth
+    requirement error (``globus_sdk.gare``), the form a login can satisfy.
+    """
+    gare = globus_sdk.gare.to_gare(exc)
+    parameters = {} if gare is None else gare.authorization_parameters.to_dict()
+    parameters.pop("required_scopes", None)  # the login asks for its own
+    said = parameters.get("session_message") or exc.message or exc.code
+    where = f"collection {collection}" if collection else "a collection"
+    return SessionRequired(
+        f"{where} requires {describe_session(parameters)} (while {doing}; "
+        f"Globus: {said}){request}; log in again to meet it",
+        collection=collection,
+        parameters=parameters,
     )
 
 

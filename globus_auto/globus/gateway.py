@@ -12,6 +12,7 @@ import posixpath
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import globus_sdk
@@ -19,15 +20,16 @@ import globus_sdk
 from globus_auto.engine.plan import TransferPlan
 from globus_auto.errors import (
     EndpointNotReady,
+    NotACollection,
     TaskUnknown,
     TransferFailed,
 )
-from globus_auto.globus.errors import TASK_UNKNOWN, globus_errors
+from globus_auto.globus.app import transfer_client
+from globus_auto.globus.errors import globus_errors
 
 log = logging.getLogger(__name__)
 
 
-REQUEST_TIMEOUT = 60.0
 FINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED"})
 
 
@@ -45,6 +47,8 @@ class TaskState:
     bytes_transferred: int
     faults: int
     request_time: str | None
+    skipped_errors: int = 0  # subtasks_skipped_errors: source paths skipped
+    skip_source_errors: bool = False  # how the task was submitted
 
     @property
     def finished(self) -> bool:
@@ -57,6 +61,8 @@ class TaskState:
         )
         if self.faults:
             text += f", {self.faults} faults"
+        if self.skipped_errors:
+            text += f", {self.skipped_errors} skipped (source errors)"
         if self.fatal_error:
             text += f"; {self.fatal_error}"
         elif self.nice_status and self.nice_status not in ("OK", "Queued"):
@@ -80,7 +86,30 @@ def _task_state(doc: Any) -> TaskState:
         bytes_transferred=int(doc.get("bytes_transferred") or 0),
         faults=int(doc.get("faults") or 0),
         request_time=doc.get("request_time"),
+        skipped_errors=int(doc.get("subtasks_skipped_errors") or 0),
+        skip_source_errors=bool(doc.get("skip_source_errors")),
     )
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A source path a task skipped (``skip_source_errors``) and why."""
+
+    source_path: str
+    error_code: str  # FILE_NOT_FOUND, PERMISSION_DENIED, ...
+    details: str
+
+
+# Error events of a task still ACTIVE that mean a source file cannot be read:
+# Globus retries such a task until its deadline (a day at first) instead of
+# failing it (globus/globus-cli issue 1056; argonne-lcf/balsam issue 114).
+SOURCE_READ_ERRORS = frozenset(
+    {"FILE_NOT_FOUND", "PERMISSION_DENIED", "AMBIGUOUS_PATH"}
+)
+
+# Entity types that are endpoints, not collections: nothing is transferred to
+# or from them (globus-cli endpointish/entity_type.py).
+NOT_COLLECTIONS = frozenset({"GCSv5_endpoint"})
 
 
 class Gateway:
@@ -90,10 +119,19 @@ class Gateway:
         self.client = client
 
     def check_collection(self, collection_id: str, role: str) -> dict[str, Any]:
-        """The endpoint document; EndpointNotReady if the collection cannot work."""
+        """The endpoint document; EndpointNotReady if the collection cannot work,
+        NotACollection if the id is a Globus Connect Server endpoint."""
         with globus_errors(f"looking up the {role} collection", collection_id):
             doc = self.client.get_endpoint(collection_id).data
         name = doc.get("display_name") or collection_id
+        if doc.get("entity_type") in NOT_COLLECTIONS:
+            raise NotACollection(
+                f"the {role} id {collection_id} ({name}) is a Globus Connect Server "
+                "endpoint, not a collection, so nothing can be transferred with it; "
+                f"use the id of one of its collections instead (app.globus.org → "
+                f"Collections, or: globus endpoint show {collection_id}, then "
+                "globus collection list)"
+            )
         if doc.get("is_globus_connect"):
             if doc.get("gcp_connected") is False:
                 raise EndpointNotReady(
@@ -109,16 +147,22 @@ class Gateway:
         return dict(doc)
 
     def list_dir(self, collection_id: str, path: str, role: str) -> bool:
-        """True if ``path`` is a listable directory, False if it does not exist."""
-        try:
-            with globus_errors(
-                f"listing {path} on the {role} collection", collection_id
-            ):
+        """True if ``path`` is a listable directory, False if it does not exist.
+
+        Missing paths are recognised by the HTTP status: the codes differ
+        between operations (``ClientError.NotFound`` for ls, ``NotFound`` for
+        stat: globus-cli's live tests and globus-sdk's operation_stat fixture).
+        A folder too big to list (``SizeLimit``, past 100,000 entries) exists.
+        """
+        with globus_errors(f"listing {path} on the {role} collection", collection_id):
+            try:
                 self.client.operation_ls(collection_id, path=path, limit=1)
-        except EndpointNotReady as exc:
-            if "ClientError.NotFound" in str(exc):
-                return False
-            raise
+            except globus_sdk.TransferAPIError as exc:
+                if exc.http_status == 404:
+                    return False
+                if (exc.code or "").endswith(".SizeLimit"):
+                    return True
+                raise
         return True
 
     def make_dirs(self, collection_id: str, path: str) -> None:
@@ -128,14 +172,14 @@ class Gateway:
         parent = posixpath.dirname(path.rstrip("/"))
         if parent != path:
             self.make_dirs(collection_id, parent)
-        try:
-            with globus_errors(
-                f"creating {path} on the destination collection", collection_id
-            ):
+        doing = f"creating {path} on the destination collection"
+        with globus_errors(doing, collection_id):
+            try:
                 self.client.operation_mkdir(collection_id, path)
-        except EndpointNotReady as exc:
-            if "Exists" not in str(exc):
-                raise
+            except globus_sdk.TransferAPIError as exc:
+                # ExternalError.MkdirFailed.Exists: made meanwhile, as wanted.
+                if not (exc.code or "").endswith(".Exists"):
+                    raise
 
     def new_submission_id(self) -> str:
         with globus_errors("asking for a submission id"):
@@ -146,6 +190,8 @@ class Gateway:
 
         Submitting again with the same id returns the same task (Globus answers
         ``Duplicate``), which is what makes a resubmission after a crash safe.
+        ``skip_source_errors``: a source file gone or unreadable is skipped, not
+        retried for a day, and the task settles (``skipped_sources``).
         """
         data = globus_sdk.TransferData(
             plan.source_id,
@@ -157,6 +203,10 @@ class Gateway:
             encrypt_data=True,
             preserve_timestamp=True,
             delete_destination_extra=False,
+            skip_source_errors=True,
+            notify_on_succeeded=plan.mails.on_succeeded,
+            notify_on_failed=plan.mails.on_failed,
+            notify_on_inactive=plan.mails.on_inactive,
         )
         for item in plan.items:
             data.add_item(item.source, item.destination, recursive=item.recursive)
@@ -170,18 +220,55 @@ class Gateway:
         return str(response["task_id"])
 
     def task(self, task_id: str) -> TaskState:
-        """The task's state; :class:`TaskUnknown` if Globus cannot show it."""
+        """The task's state; :class:`TaskUnknown` if Globus cannot show it.
+
+        Any 404 is "unknown": the real service answers ``ClientError.NotFound``
+        ("No task found with id ...", terraref/computing-pipeline issue 425);
+        403 ``PermissionDenied``: another identity's task.
+        """
         with globus_errors(f"asking Globus about task {task_id}"):
             try:
                 return _task_state(self.client.get_task(task_id))
             except globus_sdk.TransferAPIError as exc:
-                if (exc.http_status, exc.code) not in TASK_UNKNOWN:
+                if exc.http_status != 404 and (exc.http_status, exc.code) != (
+                    403,
+                    "PermissionDenied",
+                ):
                     raise
                 request = f" (request_id {exc.request_id})" if exc.request_id else ""
                 raise TaskUnknown(
                     f"Globus does not know task {task_id} or does not show it to "
                     f"this login ({exc.http_status} {exc.code}{request})"
                 ) from exc
+
+    def skipped_sources(self, task_id: str) -> list[SkippedFile]:
+        """The source paths a task skipped, with why (marker paging)."""
+        with globus_errors(f"listing the files task {task_id} skipped"):
+            return [
+                SkippedFile(
+                    str(doc["source_path"]),
+                    str(doc.get("error_code") or ""),
+                    str(doc.get("error_details") or ""),
+                )
+                for doc in self.client.paginated.task_skipped_errors(task_id).items()
+            ]
+
+    def source_read_errors(self, task_id: str) -> list[str]:
+        """Codes of the task's error events that say a source cannot be read."""
+        with globus_errors(f"reading the events of task {task_id}"):
+            events = self.client.task_event_list(
+                task_id, limit=100, query_params={"filter": "is_error:1"}
+            )
+            return [
+                str(event["code"])
+                for event in events
+                if event.get("code") in SOURCE_READ_ERRORS
+            ]
+
+    def cancel(self, task_id: str) -> None:
+        """Cancel a task; one that ended meanwhile is fine too."""
+        with globus_errors(f"cancelling task {task_id}"):
+            self.client.cancel_task(task_id)
 
     def successful_sources(self, task_id: str) -> Iterator[str]:
         """Source paths of every file a task transferred (marker paging)."""
@@ -208,10 +295,11 @@ class Gateway:
         return state
 
 
-def connect(app: globus_sdk.GlobusApp, data_access: tuple[str, ...] = ()) -> Gateway:
-    """A gateway whose client uses ``app`` for its tokens."""
-    client = globus_sdk.TransferClient(app=app)
-    client.transport.http_timeout = REQUEST_TIMEOUT
-    if data_access:
-        client.add_app_data_access_scope(data_access)
-    return Gateway(client)
+def connect(
+    app: globus_sdk.GlobusApp,
+    data_access: tuple[str, ...] = (),
+    state_dir: Path | None = None,
+) -> Gateway:
+    """A gateway whose client uses ``app`` for its tokens (refreshed under the
+    lock of ``state_dir`` when given)."""
+    return Gateway(transfer_client(app, state_dir=state_dir, data_access=data_access))

@@ -9,28 +9,33 @@ nothing to send pays neither for the import nor for a network call.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from globus_auto.errors import GlobusAutoError, LoginRequired
-from globus_auto.globus.app import build_app, open_storage
+from globus_auto.globus.app import APP_NAME, build_app, locked, open_storage
 from globus_auto.globus.consents import (
     COLLECTIONS_FILE,
     job_collections,
     known_collections,
-    look_at_collections,
     needs_data_access,
     save_collections,
     stored_data_access,
 )
-from globus_auto.globus.tokens import clear_auth_error, tokens_path
+from globus_auto.globus.probe import look_at_collections
+from globus_auto.globus.sessions import (
+    describe_session,
+    merged_session,
+    session_requirements,
+)
+from globus_auto.globus.tokens import clear_auth_error, tokens_lock, tokens_path
 
 if TYPE_CHECKING:
     import globus_sdk
+    from globus_sdk.gare import GlobusAuthorizationParameters
 
     from globus_auto.globus.gateway import Gateway
     from globus_auto.globus.prompt import LoginPrompt
     from globus_auto.settings.model import Settings
-from globus_auto.globus.app import APP_NAME
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +50,14 @@ def keep_alive(settings: Settings) -> None:
     from globus_auto.globus.errors import globus_errors
 
     app = build_app(settings, prompt=None, data_access=stored_data_access(settings))
-    with globus_errors("renewing the stored Globus tokens"):
+    with (
+        tokens_lock(settings.state_dir),
+        globus_errors("renewing the stored Globus tokens"),
+    ):
         for resource_server in app.token_storage.get_token_data_by_resource_server():
-            authorizer = app.get_authorizer(resource_server)
+            authorizer = locked(
+                app.get_authorizer(resource_server), resource_server, settings.state_dir
+            )
             authorizer.handle_missing_authorization()  # forces the refresh
             authorizer.get_authorization_header()
 
@@ -69,18 +79,46 @@ def run_login(settings: Settings, prompt: LoginPrompt) -> str:
     _look_with_stored_login(settings, known)
     for round_number in range(MAX_LOGIN_ROUNDS):
         wanted = sorted(c for c, need in known.items() if need)
+        sessions = session_requirements(settings)
         if round_number:
-            prompt.say(
-                "One more step: Globus asks your consent for data access on "
-                f"collection {', '.join(wanted)} (GCSv5 mapped collections need it)."
-            )
+            prompt.say(_one_more_step(wanted, sessions))
         app = build_app(settings, prompt=prompt, data_access=wanted)
-        app.login(force=True)
-        if not look_at_collections(settings, app, known, set(wanted), say=prompt.say):
+        app.login(auth_params=_auth_params(sessions), force=True)
+        missing = look_at_collections(settings, app, known, set(wanted), say=prompt.say)
+        if not missing and not session_requirements(settings):
             save_collections(settings, known)
             clear_auth_error(settings)
             return f"Logged in. Tokens are stored in {tokens_path(settings.state_dir)}"
-    raise LoginRequired("Globus still asks for a consent after several logins")
+    raise LoginRequired(
+        "Globus still asks for a consent or a session after several logins; "
+        "see what it asks for with: globus-auto "
+        f"--config {settings.config_path} check"
+    )
+
+
+def _auth_params(
+    sessions: dict[str, dict[str, Any]],
+) -> GlobusAuthorizationParameters | None:
+    """What the login asks Globus for, to meet the collections' session
+    policies (a domain, identities, MFA, policies, a fresh login), or None."""
+    from globus_sdk.gare import GlobusAuthorizationParameters
+
+    if not sessions:
+        return None
+    return GlobusAuthorizationParameters.from_dict(merged_session(sessions.values()))
+
+
+def _one_more_step(consents: list[str], sessions: dict[str, dict[str, Any]]) -> str:
+    if sessions:
+        asks = "; ".join(
+            f"collection {c} requires {describe_session(p)}"
+            for c, p in sessions.items()
+        )
+        return f"One more step: {asks}. Globus asks for it in this login."
+    return (
+        "One more step: Globus asks your consent for data access on "
+        f"collection {', '.join(consents)} (GCSv5 mapped collections need it)."
+    )
 
 
 def _look_with_stored_login(settings: Settings, known: dict[str, bool]) -> None:
@@ -144,7 +182,7 @@ def connect(settings: Settings, prompt: LoginPrompt | None) -> Gateway:
     # No login offer here: the run offered it once before its jobs, and a
     # person who declined is not asked again.
     app = build_app(settings, prompt=prompt, data_access=stored_data_access(settings))
-    return transfer.connect(app)
+    return transfer.connect(app, state_dir=settings.state_dir)
 
 
 def _service_account_gateway(settings: Settings) -> Gateway:
@@ -157,7 +195,7 @@ def _service_account_gateway(settings: Settings) -> Gateway:
 
     known = known_collections(settings)
     app = build_app(settings, prompt=None, data_access=stored_data_access(settings))
-    gateway = transfer.connect(app)
+    gateway = transfer.connect(app, state_dir=settings.state_dir)
     new = [c for c in job_collections(settings.jobs) if c not in known]
     for collection in new:
         try:
@@ -179,5 +217,5 @@ def _service_account_gateway(settings: Settings) -> Gateway:
             )
             with globus_errors("getting tokens for the service account"):
                 app.login(force=True)
-            gateway = transfer.connect(app)
+            gateway = transfer.connect(app, state_dir=settings.state_dir)
     return gateway

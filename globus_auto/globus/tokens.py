@@ -30,11 +30,11 @@ from globus_auto.clock import utcnow
 from globus_auto.errors import GlobusAutoError
 from globus_auto.files import ensure_private_dir, read_json, write_private_json
 from globus_auto.globus.consents import job_collections, known_collections
+from globus_auto.text import redact, secrets_of
 
 if TYPE_CHECKING:
     from globus_auto.datastore.store import Datastore
     from globus_auto.settings.model import Settings
-from globus_auto.text import redact, secrets_of
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import platformdirs
 
@@ -95,6 +95,18 @@ class Job:
         )
 
 
+@dataclass(frozen=True)
+class GlobusMailChoice:
+    """``GLOBUS_NOTIFY_ON_SUCCEEDED``/``_FAILED``/``_INACTIVE``: whether Globus
+    itself mails the task's owner; None (unset) lets the tool decide."""
+
+    EVENTS: ClassVar[tuple[str, ...]] = ("SUCCEEDED", "FAILED", "INACTIVE")
+
+    on_succeeded: bool | None = None
+    on_failed: bool | None = None
+    on_inactive: bool | None = None
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything loaded from one config file. Secrets stay out of ``repr``."""
@@ -109,8 +121,20 @@ class Settings:
     task_stuck_hours: float = 24.0
     heartbeat_url: str | None = None
     auth_keepalive_days: float = 30.0
+    globus_mails: GlobusMailChoice = GlobusMailChoice()
     jobs: tuple[Job, ...]
     notes: tuple[str, ...] = ()
+
+    def recipients_for(self, job_name: str) -> tuple[str, ...]:
+        """Who is mailed about a job: its own recipients (every job has the
+        global EMAIL_RECIPIENTS unless it names its own), nobody without an
+        EMAIL_SENDER; for a name no job has, everyone's."""
+        if not self.email_sender:
+            return ()
+        job = self.job_named(job_name)
+        if job is not None:
+            return job.email_recipients
+        return tuple(dict.fromkeys(a for j in self.jobs for a in j.email_recipients))
 
     def job_named(self, name: str) -> Job | None:
         """The job called ``name``, or None."""

@@ -22,6 +22,7 @@ from globus_auto.settings.model import (
     DEFAULT_PASSWORD_ENV,
     DEFAULT_RECURSIVE_THRESHOLD,
     SECURITY_VALUES,
+    GlobusMailChoice,
     Job,
     Security,
     Settings,
@@ -66,6 +67,9 @@ GLOBAL_NAMES = (
     "TASK_STUCK_HOURS",
     "HEARTBEAT_URL",
     "AUTH_KEEPALIVE_DAYS",
+    "GLOBUS_NOTIFY_ON_SUCCEEDED",
+    "GLOBUS_NOTIFY_ON_FAILED",
+    "GLOBUS_NOTIFY_ON_INACTIVE",
     "TRANSFERS",
 )
 KNOWN_NAMES = frozenset(SEED_JOB_NAMES + GLOBAL_NAMES + tuple(IGNORED_NAMES))
@@ -117,6 +121,9 @@ class _Validator(ValueChecker):
         stuck = self.hours("TASK_STUCK_HOURS", 24.0)
         heartbeat = self.heartbeat_url()
         keepalive = self.hours("AUTH_KEEPALIVE_DAYS", 30.0)
+        globus_mails = GlobusMailChoice(
+            *(self.flag(f"GLOBUS_NOTIFY_ON_{e}") for e in GlobusMailChoice.EVENTS)
+        )
         jobs = self.jobs()
         if email_sender is None and any(job.email_recipients for job in jobs):
             self.problem(
@@ -137,6 +144,7 @@ class _Validator(ValueChecker):
             task_stuck_hours=stuck,
             heartbeat_url=heartbeat,
             auth_keepalive_days=keepalive,
+            globus_mails=globus_mails,
             jobs=jobs,
             notes=tuple(self.notes),
         )

@@ -146,6 +146,16 @@ class ValueChecker:
             return default
         return number
 
+    def flag(self, name: str) -> bool | None:
+        """True, False, or None (not set: the tool decides)."""
+        value = self.get(name)
+        if value is MISSING or value is None:
+            return None
+        if isinstance(value, bool):
+            return value
+        self.problem(name, f"must be True, False or None, not {describe(value)}")
+        return None
+
     def hours(self, name: str, default: float) -> float:
         return float(self.number(name, self.get(name), default))
 

@@ -20,8 +20,10 @@ from helpers_e2e import alert_kinds, dump_table
 from smtp_fixtures import SmtpTestServer
 
 from globus_auto.datastore import opening
+from globus_auto.engine import crash as crashpoints
 from globus_auto.engine import job as job_run
 from globus_auto.errors import DatastoreError
+from globus_auto.globus import gateway
 from globus_auto.lock import job_lock, lock_path
 
 
@@ -108,7 +110,9 @@ def test_task_globus_forgot_is_settled_lost_and_sent_again(world: World) -> None
     assert tree(world.dst) == tree(world.src)
     (mail,) = world.mails()
     body = assert_alert(mail, "Globus no longer knows a transfer")
-    assert "TaskNotFound" in body and "sent again" in body
+    # The real service answers 404 ClientError.NotFound for a task it does not
+    # know (terraref/computing-pipeline issue 425).
+    assert "404 ClientError.NotFound" in body and "sent again" in body
     states = dump_table(world.state_dir / "datastore", "tasks")
     assert sorted(row[9] for row in states) == ["LOST", "SUCCEEDED"]
 
@@ -192,3 +196,54 @@ def test_reset_datastore_mail_carries_the_pending_counts(world: World) -> None:
     (mail,) = world.mails()
     body = assert_alert(mail, "the datastore was corrupt and was reset")
     assert "2 files (2.9 KiB) waiting" in body
+
+
+# --- 5. a task Globus would retry for a day is not waited on ------------------------
+
+
+def test_a_task_retrying_a_missing_source_is_cancelled_and_its_files_resent(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task without skip_source_errors (as one from an earlier version) whose
+    source file vanished stays ACTIVE with a FILE_NOT_FOUND fault until its
+    deadline (globus/globus-cli issue 1056): the next run cancels it, keeps
+    what it delivered, and sends the rest again; nothing waits a day."""
+    submitted = gateway.globus_sdk.TransferData
+
+    def as_before(*args: Any, **kwargs: Any) -> Any:
+        kwargs["skip_source_errors"] = False
+        return submitted(*args, **kwargs)
+
+    monkeypatch.setattr(gateway.globus_sdk, "TransferData", as_before)
+
+    def vanish(point: str) -> None:
+        if point == "before-submit":
+            (world.src / "sub" / "b.bin").unlink()
+
+    crashpoints.CRASH_HOOK = vanish
+    try:
+        first = world.run(wait=False)
+    finally:
+        crashpoints.CRASH_HOOK = None
+    assert first.exit_code == 0 and first.task_id
+    task = first.task_id
+
+    def faulted() -> bool:
+        doc = world.emu.task_options(task)
+        return doc["status"] == "ACTIVE" and world.emu.stats()["bytes_copied"] > 0
+
+    deadline = time.monotonic() + 20
+    while not faulted():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.5)  # the missing file's fault is recorded after a.txt
+
+    monkeypatch.setattr(gateway.globus_sdk, "TransferData", submitted)
+    second = world.run(wait=False)
+    assert second.exit_code == 0, second.problems
+    assert "cancelled task" in second.outcome
+    assert world.emu.task_options(task)["status"] == "FAILED"  # cancelled
+    assert (world.dst / "a.txt").read_bytes() == FILES["a.txt"]
+    states = dump_table(world.state_dir / "datastore", "tasks")
+    assert [row[9] for row in states] == ["CANCELED"]
+    assert world.mails() == []  # an expected race, not a failure to alert

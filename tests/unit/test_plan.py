@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import pytest
+
 from globus_auto.datastore.records import PendingFile
 from globus_auto.engine import plan
+from globus_auto.settings.model import GlobusMailChoice
 
 NOW = datetime(2026, 5, 1, tzinfo=timezone.utc)
 
@@ -48,7 +51,9 @@ def test_file_plan_items_and_totals() -> None:
         destination_id="D",
         destination_dir="/dst",
         files=files,
+        mails=plan.GlobusMails(on_failed=True),
     )
+    assert made.mails == plan.GlobusMails(on_failed=True)
     assert [(i.source, i.destination, i.recursive) for i in made.items] == [
         ("/src/a", "/dst/a", False),
         ("/src/s/b", "/dst/s/b", False),
@@ -66,6 +71,28 @@ def test_directory_plan_uses_filter_rules_for_name_patterns() -> None:
         count=9,
         size=99,
         exclude=("*.tmp",),
+        mails=plan.GlobusMails(),
     )
     assert made.items == (plan.TransferItem("/src", "/dst", recursive=True),)
     assert made.exclude_names == ("*.tmp",)
+
+
+@pytest.mark.parametrize(
+    ("configured", "alerts_someone", "expected"),
+    [
+        # The tool alerts someone: Globus's own mails would be duplicates.
+        (GlobusMailChoice(), True, plan.GlobusMails(False, False, False)),
+        # Nobody hears from the tool: Globus tells of failed or suspended tasks.
+        (GlobusMailChoice(), False, plan.GlobusMails(False, True, True)),
+        # The config decides each, whatever the default would be.
+        (
+            GlobusMailChoice(on_succeeded=True, on_failed=False),
+            False,
+            plan.GlobusMails(True, False, True),
+        ),
+    ],
+)
+def test_globus_mails_only_where_nobody_else_tells(
+    configured: GlobusMailChoice, alerts_someone: bool, expected: plan.GlobusMails
+) -> None:
+    assert plan.globus_mails(configured, alerts_someone) == expected
