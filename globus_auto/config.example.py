@@ -44,10 +44,14 @@ EMAIL_RECIPIENTS = ["me@example.org"]
 # SMTP server (default "localhost").
 EMAIL_HOST = "smtp.example.org"
 
-# Accepted for compatibility with the original globus_auto and ignored:
-# globus-auto is an installed command that cron runs directly.
+# Accepted for compatibility with the original LBNL globus_auto script and
+# ignored: globus-auto is an installed command that cron runs directly, and it
+# keeps its own login, datastore and log in STATE_DIR and writes its own mail
+# subjects and times (`globus-auto upgrade --from DIR` takes an old folder over).
 # CODE_PATH = "/path/to/globus_auto"
 # PYTHON_PATH = "/usr/bin/python3"
+# EMAIL_SUBJECT, TOKEN_PATH, SHELF_NAME, SHELF_PATH, SHELF_TIMESTAMP_KEY,
+# SHELF_TRIE_KEY, LOG_PATH, DATE_FORMAT
 
 # ---------------------------------------------------------------------------
 # Optional settings (the values shown are the defaults unless stated).

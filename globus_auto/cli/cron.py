@@ -86,8 +86,12 @@ def shell_command(
 ) -> str:
     """The shell command of the crontab line (what cron hands to ``/bin/sh -c``).
 
-    ``umask 077`` first: the redirection creates ``log_file`` in STATE_DIR,
-    whose files must be 0600 whatever the user's umask.
+    ``cd`` to STATE_DIR first: cron starts in HOME, and ``python -m`` imports
+    from the current folder first, where the original LBNL script's folder is
+    usually ``~/globus_auto``, a package (it has an ``__init__.py``) that would
+    be imported instead of this one; STATE_DIR holds no Python. Then ``umask
+    077``: the redirection creates ``log_file`` in STATE_DIR, whose files must
+    be 0600 whatever the user's umask.
     """
     assignments = [f"PATH={CRON_PATH}"] + [
         f"{name}={shlex.quote(value)}" for name, value in sdk_variables(environ).items()
@@ -96,7 +100,10 @@ def shell_command(
     for name in job_names:
         argv += ["--job", name]
     command = " ".join([*assignments, *(shlex.quote(a) for a in argv)])
-    return f"umask 077; {command} >> {shlex.quote(str(log_file))} 2>&1"
+    state_dir = shlex.quote(str(log_file.parent))
+    return (
+        f"cd {state_dir} && umask 077; {command} >> {shlex.quote(str(log_file))} 2>&1"
+    )
 
 
 def crontab_line(schedule: str, command: str) -> str:

@@ -35,6 +35,7 @@ LAZY_COMMANDS = {
     "cron": "globus_auto.cli.cron:cron_command",
     "init": "globus_auto.cli.init:init_command",
     "demo": "globus_auto.cli.demo:demo_command",
+    "upgrade": "globus_auto.cli.upgrade:upgrade_command",
     "emulator": "globus_auto.emulator.cli:emulator_command",
 }
 

@@ -20,6 +20,7 @@ from globus_auto.cli.login import offer_login, terminal_prompt
 from globus_auto.cli.progress import progress_printer
 from globus_auto.engine.report import RunOptions
 from globus_auto.engine.session import run_session
+from globus_auto.settings.source import upgrade_hint
 from globus_auto.text import human_bytes
 
 if TYPE_CHECKING:
@@ -55,6 +56,9 @@ def run_command(
 ) -> None:
     """Scan each job's source and send what was added or changed."""
     settings = state.settings()
+    hint = upgrade_hint(settings)
+    if hint:  # before a login is offered: the old login can be taken over
+        click.echo(f"globus-auto: note: {hint}", err=True)
     jobs = [settings.job(n) for n in job_names] if job_names else list(settings.jobs)
     if not dry_run:  # on a terminal, a missing login is offered first
         offer_login(settings, jobs)

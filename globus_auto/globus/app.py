@@ -272,12 +272,38 @@ def build_app(
         if prompt is not None
         else _no_prompt_handler(settings),
     )
-    return globus_sdk.UserApp(
+    app = globus_sdk.UserApp(
         APP_NAME,
         login_client=login_client,
         scope_requirements=requirements,
         config=config,
     )
+    _refresh_tokens_naming_no_identity(app)
+    return app
+
+
+def _refresh_tokens_naming_no_identity(app: globus_sdk.UserApp) -> None:
+    """Let stored tokens that name no identity be refreshed and stored again.
+
+    Why: the tokens ``globus-auto upgrade`` imports from the original LBNL
+    script come from a refresh, whose answer carries no id_token, so they name
+    no identity; globus-sdk's ``UnchangingIdentityIDValidator`` refuses to
+    store every later refresh of them (MissingIdentityError), and a rotated
+    refresh token would be lost with it. With no identity stored there is
+    nothing to compare against; the next ``globus-auto login`` stores one, and
+    the check applies again from then on.
+    """
+    from globus_sdk.token_storage import UnchangingIdentityIDValidator
+
+    storage = app.token_storage
+    stored = storage.token_storage.get_token_data_by_resource_server()
+    if storage.identity_id is not None or not stored:
+        return
+    storage.validators = [
+        v
+        for v in storage.validators
+        if not isinstance(v, UnchangingIdentityIDValidator)
+    ]
 
 
 def _no_prompt_handler(settings: Settings) -> TokenValidationErrorHandler:

@@ -4,12 +4,17 @@ The config file is Python, as in the LBNL ``globus_auto`` script: its names
 (``SRC_ID``, ``SRC_DIR``, ``DST_ID``, ``DST_DIR``, ``CLIENT_ID``, ``EMAIL_*``)
 still describe one job named ``default``. :func:`load_settings` is the one entry
 point: check the file, execute it in a fresh namespace, validate the namespace.
-Imports :mod:`.model` and :mod:`.validate`.
+A config still in the original script's folder, next to its ``refresh_token``,
+while globus-auto has no login, gets a note naming ``globus-auto upgrade``
+(:func:`upgrade_hint`; the command line shows it). Imports :mod:`.model` and
+:mod:`.validate`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shlex
 import stat
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +23,12 @@ from typing import Any
 from globus_auto.errors import ConfigError
 from globus_auto.settings.model import CONFIG_ENV, Settings, default_config_path
 from globus_auto.settings.validate import _Validator
+
+# The original LBNL script's login file, next to its config.py.
+LEGACY_TOKEN_FILE = "refresh_token"
+# globus_auto.globus.tokens.TOKENS_FILE (the settings may not import the
+# globus layer; tests/unit/test_old_installation.py checks that the two agree).
+TOKENS_FILE = "tokens.json"
 
 
 def resolve_config_path(cli_value: str | None, environ: Mapping[str, str]) -> Path:
@@ -37,7 +48,31 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
     env = os.environ if environ is None else environ
     check_config_file(path)
     namespace = execute_config(path)
-    return _Validator(path, namespace, env).settings()
+    settings = _Validator(path, namespace, env).settings()
+    hint = upgrade_hint(settings)
+    if hint is None:
+        return settings
+    return dataclasses.replace(settings, notes=(*settings.notes, hint))
+
+
+def upgrade_hint(settings: Settings) -> str | None:
+    """One line naming ``globus-auto upgrade`` when the config is still in the
+    original script's folder, next to its ``refresh_token``, and globus-auto
+    has no login yet (no ``tokens.json`` in the state folder); else None.
+
+    A service account (``CLIENT_SECRET``) never has a login file: no hint.
+    """
+    folder = settings.config_path.absolute().parent
+    if settings.client_secret or not (folder / LEGACY_TOKEN_FILE).is_file():
+        return None
+    if (settings.state_dir / TOKENS_FILE).exists():
+        return None
+    return (
+        f"{folder} looks like the original LBNL script's folder (its "
+        f"{LEGACY_TOKEN_FILE} is there) and globus-auto has no login yet; take it "
+        f"over, login included, with: globus-auto upgrade --from "
+        f"{shlex.quote(str(folder))}"
+    )
 
 
 def check_config_file(path: Path) -> None:

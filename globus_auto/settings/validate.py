@@ -39,14 +39,30 @@ from globus_auto.settings.values import (
 JOB_NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-# Seed names that describe the job named "default".
+# The original LBNL script's names (and SRC_LOCAL_DIR), which describe the job
+# named "default".
 SEED_JOB_NAMES = ("SRC_ID", "SRC_DIR", "DST_ID", "DST_DIR", "SRC_LOCAL_DIR")
-# Seed names kept for compatibility and ignored, with the reason given in a note.
+# The original LBNL script's names kept for compatibility and ignored, with
+# the reason given in a note.
 IGNORED_NAMES = {
     "CODE_PATH": "globus-auto is an installed package; cron runs the `globus-auto`"
     " command directly (see crontab.example)",
     "PYTHON_PATH": "cron runs the `globus-auto` console script, which already knows"
     " its Python interpreter",
+    # The fixed names at the end of the original script's template (and of its
+    # later, timestamp-based version): globus-auto has its own for each.
+    "EMAIL_SUBJECT": "globus-auto writes its own subjects ('[globus-auto] <job>: "
+    "<what happened>')",
+    "TOKEN_PATH": "the login is tokens.json in STATE_DIR (`globus-auto upgrade "
+    "--from DIR` imports the old refresh_token)",
+    "SHELF_NAME": "globus-auto keeps its own datastore in STATE_DIR; the old one "
+    "is not reused",
+    "SHELF_PATH": "globus-auto keeps its own datastore in STATE_DIR; the old one "
+    "is not reused",
+    "SHELF_TIMESTAMP_KEY": "globus-auto keeps its own datastore in STATE_DIR",
+    "SHELF_TRIE_KEY": "globus-auto keeps its own datastore in STATE_DIR",
+    "LOG_PATH": "the log is globus-auto.log in STATE_DIR",
+    "DATE_FORMAT": "globus-auto writes ISO 8601 times in UTC",
 }
 GLOBAL_NAMES = (
     "CLIENT_ID",
@@ -152,7 +168,8 @@ class _Validator(ValueChecker):
     # names --------------------------------------------------------------------
 
     def check_names(self) -> None:
-        """Reject unknown and misspelled names; note the ignored seed names."""
+        """Reject unknown and misspelled names; note the ignored names of the
+        original LBNL script."""
         for name, value in self.ns.items():
             if name in IGNORED_NAMES:
                 self.notes.append(
@@ -276,7 +293,8 @@ class _Validator(ValueChecker):
     # jobs ------------------------------------------------------------------------
 
     def jobs(self) -> tuple[Job, ...]:
-        """The seed-style job (if its names are set) followed by TRANSFERS."""
+        """The job of the original LBNL script's names (if they are set), followed
+        by TRANSFERS."""
         defaults = {
             "exclude": self.patterns("EXCLUDE", self.get("EXCLUDE")),
             "min_age": float(self.number("MIN_AGE", self.get("MIN_AGE"), 0.0)),
@@ -440,8 +458,8 @@ class _Validator(ValueChecker):
                     "TRANSFERS",
                     f"job name {job.name!r} is used twice"
                     + (
-                        " (the seed-style names SRC_ID/SRC_DIR/DST_ID/DST_DIR "
-                        "already define the job 'default')"
+                        " (the original LBNL script's names SRC_ID/SRC_DIR/DST_ID/"
+                        "DST_DIR already define the job 'default')"
                         if job.name == DEFAULT_JOB_NAME
                         else ""
                     ),

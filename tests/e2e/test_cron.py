@@ -90,7 +90,10 @@ def test_cron_output_names_this_python_the_config_and_the_log(
     assert all(c.startswith("#") for c in comments)
     assert any("GLOBUS_AUTO_CLIENT_SECRET" in c for c in comments)
     assert "not-in-the-crontab" not in result.stdout
-    assert line.startswith("*/5 * * * * umask 077; PATH=/usr/local/bin:/usr/bin:/bin ")
+    assert line.startswith(
+        f"*/5 * * * * cd {shlex.quote(str(tmp_path / 'state'))} && umask 077; "
+        "PATH=/usr/local/bin:/usr/bin:/bin "
+    )
     assert " GLOBUS_SDK_ENVIRONMENT=sandbox " in line
     assert f" {sys.executable} -m globus_auto --config {config} run --job default" in (
         line

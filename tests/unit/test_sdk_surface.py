@@ -100,3 +100,24 @@ def test_skipped_errors_are_paged_by_globus_sdk() -> None:
         authorizer=globus_sdk.AccessTokenAuthorizer("unused")
     )
     assert callable(client.paginated.task_skipped_errors)
+
+
+def test_the_identity_check_dropped_for_imported_tokens_is_where_we_drop_it(
+    tmp_path: Path,
+) -> None:
+    """``globus_auto.globus.app`` drops ``UnchangingIdentityIDValidator`` from
+    the app's validating storage while the stored tokens name no identity
+    (tokens imported from the original LBNL script): this is the one place
+    that reaches inside globus-sdk, so its shape is checked here."""
+    from globus_sdk.token_storage import UnchangingIdentityIDValidator
+
+    app = globus_sdk.UserApp(
+        "surface",
+        client_id="00000000-0000-0000-0000-000000000001",
+        config=globus_sdk.GlobusAppConfig(token_storage="memory"),
+    )
+    storage = app.token_storage
+    assert storage.identity_id is None
+    assert isinstance(storage.validators, list)
+    assert any(isinstance(v, UnchangingIdentityIDValidator) for v in storage.validators)
+    assert isinstance(storage.token_storage, TokenStorage)

@@ -64,7 +64,7 @@ def one_problem(tmp_path: Path, text: str) -> str:
     return lines[0]
 
 
-# --- the seed's config --------------------------------------------------------
+# --- the original LBNL script's config -----------------------------------------
 
 
 def test_seed_config_loads_as_one_default_job(tmp_path: Path) -> None:
