@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import shlex
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -405,15 +404,15 @@ def _cron_lines(
         settings.config_path.absolute(),
         settings.state_dir / CRON_LOG_NAME,
         os.environ,
-    )
-    # Why the cd: cron starts the line in HOME, and `python -m` imports from
-    # the current folder first; the original script's folder is usually
-    # ~/globus_auto, a package (it has an __init__.py) that would be imported
-    # instead of this one. The state folder holds no Python. (Once
-    # shell_command starts with a cd itself, this adds none.)
-    if not command.startswith("cd "):
-        command = f"cd {shlex.quote(str(settings.state_dir))} && {command}"
+    )  # it starts in the state folder (see cli/cron.py shell_command)
     new = crontab_line(schedule, command)
+    return [*_cron_advice(old, crontab, why, folder, how), new, *_not_installed()]
+
+
+def _cron_advice(
+    old: list[str], crontab: list[str] | None, why: str, folder: Path, how: str
+) -> list[str]:
+    """What to do with the crontab: the original script's lines to remove."""
     if old:
         lines = [
             "cron: remove the original script's line from your crontab (crontab -e):"
@@ -432,7 +431,7 @@ def _cron_lines(
             + (f" (your crontab could not be read: {why})" if why else "")
             + ":"
         ]
-    return [*lines, new, *_not_installed()]
+    return lines
 
 
 def read_crontab() -> tuple[list[str] | None, str]:

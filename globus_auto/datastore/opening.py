@@ -134,21 +134,7 @@ def _initialise(conn: sqlite3.Connection, now: datetime) -> None:
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("BEGIN IMMEDIATE")
     try:
-        tables = {
-            r[0]
-            for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
-        }
-        if "meta" in tables:
-            row = conn.execute(
-                "SELECT value FROM meta WHERE key = 'schema_version'"
-            ).fetchone()
-            version = int(row[0]) if row else 0
-            if version != SCHEMA_VERSION:
-                raise sqlite3.DatabaseError(
-                    f"schema version {version}, this globus-auto uses {SCHEMA_VERSION}"
-                )
-        elif tables:
-            raise sqlite3.DatabaseError("not a globus-auto datastore")
+        _check_schema(conn)
         for statement in _SCHEMA.split(";"):
             if statement.strip():
                 conn.execute(statement)
@@ -169,6 +155,24 @@ def _initialise(conn: sqlite3.Connection, now: datetime) -> None:
         side = Path(str(_db_path(conn)) + suffix)
         if side.exists() and side.stat().st_mode & 0o077:
             side.chmod(0o600)
+
+
+def _check_schema(conn: sqlite3.Connection) -> None:
+    """Refuse a file that is not this version's datastore (an empty one is new)."""
+    tables = {
+        r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+    }
+    if "meta" in tables:
+        row = conn.execute(
+            "SELECT value FROM meta WHERE key = 'schema_version'"
+        ).fetchone()
+        version = int(row[0]) if row else 0
+        if version != SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(
+                f"schema version {version}, this globus-auto uses {SCHEMA_VERSION}"
+            )
+    elif tables:
+        raise sqlite3.DatabaseError("not a globus-auto datastore")
 
 
 def _check_integrity_if_due(conn: sqlite3.Connection, now: datetime) -> None:

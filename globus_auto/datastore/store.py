@@ -241,18 +241,9 @@ class Datastore(History):
                 ),
             )
         return TaskRecord(
-            submission_id,
-            job,
-            None,
-            PREPARING,
-            recursive,
-            int(count),
-            int(size),
-            now,
-            None,
-            None,
-            None,
-        )
+            submission_id, job, None, PREPARING, recursive, int(count), int(size),
+            now, None, None, None,
+        )  # fmt: skip
 
     def carried_files(self, job: int) -> list[PendingFile]:
         """The files the job's open task carries (to rebuild a lost submission)."""

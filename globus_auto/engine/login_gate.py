@@ -115,8 +115,17 @@ def after_jobs(
         return
     if any(Kind.LOGIN_REQUIRED in r.cleared for r in reports):
         clear_auth_error(settings)
-    if not keepalive_due(settings, now):
-        return
+    if keepalive_due(settings, now):
+        _keep_alive(settings, reports, now, store)
+
+
+def _keep_alive(
+    settings: Settings,
+    reports: list[JobReport],
+    now: datetime,
+    store: Datastore | None,
+) -> None:
+    """Renew the stored tokens; a renewal Globus refuses fails every report."""
     try:
         keep_alive(settings)
     except LoginRequired as exc:

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from globus_auto.alerts import delivery
@@ -67,11 +68,7 @@ def run_session(
     and its alerts use (tests move it);
     ``progress`` receives the scan's progress (a terminal's status line).
     """
-    ensure_private_dir(settings.state_dir)
-    cap_cron_log(settings.state_dir / CRON_LOG_NAME)
-    log_file = setup_file(settings.state_dir)
-    for note in settings.notes:
-        log.debug("%s", note)
+    log_file = _prepare_state(settings)
     deferred: list[Problem] = []
     with ExitStack() as stack:
         try:
@@ -95,6 +92,16 @@ def run_session(
             login_gate.after_jobs(settings, reports, now(), store)  # keep-alive
             delivery.after_run(settings, store, reports, now(), deferred)
     return reports
+
+
+def _prepare_state(settings: Settings) -> Path:
+    """The private state folder, the capped cron log and the run's log file."""
+    ensure_private_dir(settings.state_dir)
+    cap_cron_log(settings.state_dir / CRON_LOG_NAME)
+    log_file = setup_file(settings.state_dir)
+    for note in settings.notes:
+        log.debug("%s", note)
+    return log_file
 
 
 def _run_one(job: Job, env: RunEnv, opts: RunOptions, log_file: str) -> JobReport:

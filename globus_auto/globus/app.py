@@ -60,7 +60,9 @@ def _storage_class() -> Callable[[Path], globus_sdk.token_storage.TokenStorage]:
     Built on globus-sdk's public ``TokenStorage`` interface (no private
     method): reads go through ``JSONTokenStorage``'s public getter, so files
     of every format it reads keep working; writes go through
-    :func:`globus_auto.files.write_private_json` under the tokens lock.
+    :func:`globus_auto.files.write_private_json` under the tokens lock. Why a
+    cached factory holding the class: globus-sdk is imported only when a run
+    needs it, and the class must derive from one of its classes.
     """
     from globus_sdk import __version__
     from globus_sdk.token_storage import (
@@ -133,7 +135,8 @@ def _locked_authorizer_class() -> Callable[
     only (``get_authorization_header``, ``handle_missing_authorization``,
     ``ensure_valid_token`` and the ``refresh_token``, ``access_token`` and
     ``expires_at`` attributes); ``tests/unit/test_sdk_surface.py`` fails if
-    a globus-sdk release changes them.
+    a globus-sdk release changes them. A cached factory for the reason given
+    at :func:`_storage_class`.
     """
     import globus_sdk
 
@@ -253,13 +256,7 @@ def build_app(
     ensure_private_dir(settings.state_dir)
     requirements = {TRANSFER_RS: [transfer_scope(data_access)]}
     if settings.client_secret:
-        return globus_sdk.ClientApp(
-            APP_NAME,
-            client_id=str(settings.client_id),
-            client_secret=settings.client_secret,
-            scope_requirements=requirements,
-            config=globus_sdk.GlobusAppConfig(token_storage=open_storage(settings)),
-        )
+        return _service_account_app(settings, requirements)
     login_client = globus_sdk.NativeAppAuthClient(
         client_id=str(settings.client_id), app_name=APP_NAME
     )
@@ -280,6 +277,21 @@ def build_app(
     )
     _refresh_tokens_naming_no_identity(app)
     return app
+
+
+def _service_account_app(
+    settings: Settings, requirements: dict[str, list[globus_sdk.Scope]]
+) -> globus_sdk.ClientApp:
+    """A service account: client credentials, no login step, no refresh token."""
+    import globus_sdk
+
+    return globus_sdk.ClientApp(
+        APP_NAME,
+        client_id=str(settings.client_id),
+        client_secret=str(settings.client_secret),
+        scope_requirements=requirements,
+        config=globus_sdk.GlobusAppConfig(token_storage=open_storage(settings)),
+    )
 
 
 def _refresh_tokens_naming_no_identity(app: globus_sdk.UserApp) -> None:
@@ -333,6 +345,9 @@ def _login_flow(
     login_client: globus_sdk.NativeAppAuthClient,
     prompt: LoginPrompt | None,
 ) -> LoginFlowManager:
+    """The login flow: through ``prompt``, or (None) one that refuses, so cron
+    never blocks on a question. Its two classes close over ``prompt`` and the
+    login command, and derive from globus-sdk's, imported only now."""
     from globus_sdk.login_flows import CommandLineLoginFlowManager, LoginFlowManager
 
     command = login_command(settings)

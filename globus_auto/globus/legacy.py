@@ -136,7 +136,8 @@ def import_refresh_token(settings: Settings, old: OldToken, source: Path) -> boo
     Returns whether Globus replaced the refresh token (the old one may then
     be spent). LoginRequired when Globus Auth refuses the token or it is not
     one for Transfer; GlobusUnavailable when Globus cannot be reached. Nothing
-    is stored unless the refresh worked.
+    is stored unless the refresh worked. (Its length is its messages: each way
+    the refresh can fail says what to do next.)
     """
     import globus_sdk
 
