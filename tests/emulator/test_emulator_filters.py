@@ -18,7 +18,7 @@ from typing import Any, Literal
 import globus_sdk
 import pytest
 from click.testing import CliRunner
-from emulator_fixtures import TestEmulator
+from emulator_fixtures import TestEmulator, managed
 from helpers_e2e import write_config
 
 from globus_auto.cli.group import cli
@@ -39,9 +39,11 @@ def tc(globus_env: TestEmulator) -> Iterator[globus_sdk.TransferClient]:
         emu.confidential_client_id, emu.confidential_client_secret
     )
     authorizer = globus_sdk.ClientCredentialsAuthorizer(auth, scope)
-    with globus_sdk.TransferClient(
-        authorizer=authorizer,
-        retry_config=globus_sdk.transport.RetryConfig(max_retries=0),
+    with managed(
+        globus_sdk.TransferClient(
+            authorizer=authorizer,
+            retry_config=globus_sdk.transport.RetryConfig(max_retries=0),
+        )
     ) as client:
         yield client
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import globus_sdk
 import pytest
 import requests
-from emulator_fixtures import TestEmulator
+from emulator_fixtures import TestEmulator, managed
 from globus_sdk.gare import GlobusAuthorizationParameters
 from globus_sdk.login_flows import LoginFlowManager
 
@@ -115,14 +115,14 @@ def exercise(tc: globus_sdk.TransferClient, emu: TestEmulator) -> None:
 
 
 def test_client_app_does_the_whole_round(globus_env: TestEmulator) -> None:
-    with client_app(globus_env) as app:
+    with managed(client_app(globus_env)) as app:
         tc = globus_sdk.TransferClient(app=app)
         tc.add_app_data_access_scope([globus_env.src_id, globus_env.dst_id])
         exercise(tc, globus_env)
 
 
 def test_user_app_logs_in_and_does_the_whole_round(globus_env: TestEmulator) -> None:
-    with user_app(globus_env, request_refresh_tokens=True) as app:
+    with managed(user_app(globus_env, request_refresh_tokens=True)) as app:
         tc = globus_sdk.TransferClient(app=app)
         tc.add_app_data_access_scope([globus_env.src_id, globus_env.dst_id])
         exercise(tc, globus_env)
@@ -131,7 +131,7 @@ def test_user_app_logs_in_and_does_the_whole_round(globus_env: TestEmulator) -> 
 def test_user_app_survives_expired_access_tokens_by_refreshing(
     globus_env: TestEmulator,
 ) -> None:
-    with user_app(globus_env, request_refresh_tokens=True) as app:
+    with managed(user_app(globus_env, request_refresh_tokens=True)) as app:
         tc = globus_sdk.TransferClient(app=app)
         tc.get_endpoint(globus_env.src_id)
         globus_env.expire_access_tokens()
@@ -140,7 +140,7 @@ def test_user_app_survives_expired_access_tokens_by_refreshing(
 
 
 def test_revoked_login_is_refused(globus_env: TestEmulator) -> None:
-    with user_app(globus_env, request_refresh_tokens=True) as app:
+    with managed(user_app(globus_env, request_refresh_tokens=True)) as app:
         tc = globus_sdk.TransferClient(app=app)
         tc.get_endpoint(globus_env.src_id)
         globus_env.revoke_all_tokens()

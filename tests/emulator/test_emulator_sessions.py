@@ -17,7 +17,7 @@ import globus_sdk
 import globus_sdk.gare
 import pytest
 import requests
-from emulator_fixtures import TestEmulator
+from emulator_fixtures import TestEmulator, managed
 from emulator_helpers import (
     TRANSFER_SCOPE,
     api_error,
@@ -301,7 +301,7 @@ def test_globus_app_logs_in_again_with_the_error_s_parameters(
     """The path GLOBUS.md gives: to_gare, then app.login(auth_params=...)."""
     emu = globus_env
     emu.set_collection(emu.src_id, session_required_single_domain=[DOMAIN])
-    with user_app(emu, request_refresh_tokens=True) as app:
+    with managed(user_app(emu, request_refresh_tokens=True)) as app:
         tc = globus_sdk.TransferClient(app=app)
         tc.retry_config.max_retries = 0
         tc.add_app_data_access_scope([emu.src_id, emu.dst_id])

@@ -15,15 +15,19 @@ needs them short says so with ``set_limits``.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from globus_auto.emulator import Emulator
 
-__all__ = ["TestEmulator", "emulator", "globus_env"]
+__all__ = ["TestEmulator", "emulator", "globus_env", "managed"]
+
+T = TypeVar("T")
 
 
 class TestEmulator(Emulator):
@@ -71,3 +75,15 @@ def globus_env(emulator: TestEmulator, monkeypatch: pytest.MonkeyPatch) -> TestE
     monkeypatch.setenv("GLOBUS_SDK_SERVICE_URL_TRANSFER", emulator.url)
     monkeypatch.setenv("GLOBUS_SDK_SERVICE_URL_AUTH", emulator.url)
     return emulator
+
+
+def managed(sdk_object: T) -> contextlib.AbstractContextManager[T]:
+    """A globus-sdk client or app as a context manager where it is one.
+
+    globus-sdk's clients and apps became context managers after 4.0.0, the
+    lowest release the project allows (and CI runs the suite on): there
+    the object is used as it is.
+    """
+    if hasattr(sdk_object, "__enter__"):
+        return sdk_object  # type: ignore[return-value]
+    return contextlib.nullcontext(sdk_object)
