@@ -137,14 +137,24 @@ class Datastore(History):
     def _pending_where(
         job: int, modified_before_ns: int | None
     ) -> tuple[str, tuple[object, ...]]:
-        """FROM/WHERE of the files whose observed digest is not delivered."""
+        """FROM/WHERE of the files whose observed digest is not delivered.
+
+        With ``modified_before_ns`` (MIN_AGE), only files whose last change is
+        that old: the earlier of mtime and ctime. Why: a writer with a skewed
+        clock (or ``touch -d``, ``cp -p``, tar) can set an mtime in the future,
+        and age measured from it would hold the file back forever. The ctime is
+        set by the filesystem itself on every write and cannot be set by a
+        writer, so for such a file it is the true time of the last change; for
+        any other file the mtime is the earlier one and nothing changes. A
+        racily clean row (no mtime yet) waits for the next scan, as before.
+        """
         sql = (
             " FROM files INDEXED BY files_pending WHERE job = ?"
             " AND digest IS NOT NULL AND delivered IS NOT digest"
         )
         if modified_before_ns is None:
             return sql, (job,)
-        return sql + " AND mtime_ns <= ?", (job, modified_before_ns)
+        return sql + " AND min(mtime_ns, ctime_ns) <= ?", (job, modified_before_ns)
 
     def pending_files(
         self, job: int, modified_before_ns: int | None = None

@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 # modified this recently may change again without its stat changing.
 RACY_NS = 2_000_000_000
 SECOND_NS = 1_000_000_000
+# An mtime up to this far ahead of this host's clock is clock granularity or a
+# file server's slightly fast clock, not a skewed writer.
+FUTURE_NS = 2_000_000_000
 
 # The first changed files of a scan are hashed in the walking thread; past
 # this many, a thread pool overlaps their reads (a first run, many changes).
@@ -218,7 +221,12 @@ def hash_file(root: bytes, entry: EntryRow) -> Observed:
             os.fsdecode(entry[0]),
         )
         return Observed(entry[0], None, None, None, None, None, None)
-    if _racy(before.st_mtime_ns):
+    now_ns = time.time_ns()
+    stamp = before.st_mtime_ns
+    if stamp - now_ns > FUTURE_NS:
+        _warn_future(entry[0], stamp - now_ns)
+        stamp = before.st_ctime_ns  # the filesystem's clock: when it changed
+    if _racy(stamp, now_ns):
         # A whole-second timestamp this recent: a same-size rewrite within the
         # same second would leave the stat unchanged, so no mtime is kept and
         # the next run reads the file again (Git's "racily clean" rule). The
@@ -236,9 +244,31 @@ def hash_file(root: bytes, entry: EntryRow) -> Observed:
     )
 
 
-def _racy(mtime_ns: int) -> bool:
-    """True for a whole-second mtime within RACY_NS of now."""
-    return mtime_ns % SECOND_NS == 0 and time.time_ns() - mtime_ns < RACY_NS
+def _racy(mtime_ns: int, now_ns: int) -> bool:
+    """True for a whole-second mtime from the last RACY_NS before ``now_ns``
+    (or up to FUTURE_NS after it, the clocks' granularity).
+
+    Why bounded on both sides: a file with an mtime further in the future (a
+    writer with a skewed clock) would otherwise count as racily clean until
+    that time came, be read again by every run and, having no mtime on
+    record, never match its stat when its task settles: a new task every run.
+    For such a file the rule is applied to its ctime instead, which the
+    filesystem's own clock sets on every change.
+    """
+    return mtime_ns % SECOND_NS == 0 and -FUTURE_NS <= now_ns - mtime_ns < RACY_NS
+
+
+def _warn_future(path: bytes, ahead_ns: int) -> None:
+    """Say once per version of a file that its mtime is in the future.
+
+    Once: the file keeps its mtime, so it is not read again until it changes.
+    """
+    log.warning(
+        "%s has a modification time %.0f s in the future (is the clock of the "
+        "computer that wrote it ahead?); MIN_AGE counts its age from its ctime",
+        os.fsdecode(path).encode("unicode_escape").decode(),
+        ahead_ns / SECOND_NS,
+    )
 
 
 def _problem(entry: EntryRow, problem: str) -> Observed:

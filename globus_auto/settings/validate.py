@@ -310,11 +310,12 @@ class _Validator(ValueChecker):
                 "EMAIL_RECIPIENTS", self.get("EMAIL_RECIPIENTS")
             ),
         }
-        jobs: list[Job] = []
+        placed: list[tuple[Job, Callable[[str], str]]] = []
         seed = self.seed_job(defaults)
         if seed is not None:
-            jobs.append(seed)
-        jobs.extend(self.transfer_jobs(defaults))
+            placed.append((seed, str.upper))
+        placed.extend(self.transfer_jobs(defaults))
+        jobs = [job for job, _ in placed]
         if not jobs and not self.problems:
             self.problem(
                 "SRC_ID, SRC_DIR, DST_ID, DST_DIR",
@@ -322,6 +323,9 @@ class _Validator(ValueChecker):
                 "for several (see config.example.py)",
             )
         self.check_unique(jobs)
+        for job, label in placed:
+            self.check_own_paths(job, label)
+        self.check_destinations(placed)
         return tuple(jobs)
 
     def seed_job(self, defaults: Mapping[str, Any]) -> Job | None:
@@ -331,27 +335,29 @@ class _Validator(ValueChecker):
         values["name"] = DEFAULT_JOB_NAME
         return self.build_job(values, defaults, lambda key: key.upper())
 
-    def transfer_jobs(self, defaults: Mapping[str, Any]) -> list[Job]:
+    def transfer_jobs(
+        self, defaults: Mapping[str, Any]
+    ) -> list[tuple[Job, Callable[[str], str]]]:
+        """The jobs of TRANSFERS, each with how its keys are named in problems."""
         value = self.get("TRANSFERS")
         if value is MISSING or value is None:
             return []
         if not isinstance(value, (list, tuple)):
             self.problem("TRANSFERS", f"must be a list of dicts, not {describe(value)}")
             return []
-        jobs = []
+        jobs: list[tuple[Job, Callable[[str], str]]] = []
         for i, entry in enumerate(value):
             where = f"TRANSFERS[{i}]"
             if not isinstance(entry, Mapping):
                 self.problem(where, f"must be a dict, not {describe(entry)}")
                 continue
             self.check_job_keys(where, entry)
+            label = functools.partial(_entry_label, where)
             job = self.build_job(
-                {key: entry.get(key, MISSING) for key in JOB_KEYS},
-                defaults,
-                functools.partial(_entry_label, where),
+                {key: entry.get(key, MISSING) for key in JOB_KEYS}, defaults, label
             )
             if job is not None:
-                jobs.append(job)
+                jobs.append((job, label))
         return jobs
 
     def check_job_keys(self, where: str, entry: Mapping[Any, Any]) -> None:
