@@ -18,17 +18,19 @@ EXIT_USAGE = 2
 EXIT_LOGIN_REQUIRED = 3
 EXIT_ENDPOINT_NOT_READY = 4
 EXIT_TRANSFER_FAILED = 5
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a process ended by Ctrl-C
 
 EXIT_CODES_HELP = """\
 \b
 Exit codes:
-  0  success, nothing to do, or skipped because another run holds the lock
-  1  unexpected error (see the log), files that cannot be sent (see status),
-     or a run has held the lock too long
-  2  usage or configuration error
-  3  login or consent required
-  4  an endpoint is not ready
-  5  a transfer failed, or Globus no longer knows a recorded task"""
+    0  success, nothing to do, or skipped because another run holds the lock
+    1  unexpected error (see the log), files that cannot be sent (see status),
+       or a run has held the lock too long
+    2  usage or configuration error (also a state folder of another user)
+    3  login or consent required
+    4  an endpoint is not ready
+    5  a transfer failed, or Globus no longer knows a recorded task
+  130  interrupted (Ctrl-C); the next run carries on safely"""
 
 
 class GlobusAutoError(Exception):
@@ -46,6 +48,11 @@ class ConfigError(GlobusAutoError):
     """The configuration file is missing, unreadable or invalid."""
 
     exit_code = EXIT_USAGE
+
+
+class StateFolderError(ConfigError):
+    """The state folder, or a file in it, belongs to another user (e.g. after
+    one run with ``sudo``) or cannot be read or written by this one."""
 
 
 class SourceError(GlobusAutoError):

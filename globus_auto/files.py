@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,54 @@ def ensure_private_dir(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     if path.stat().st_mode & 0o077:
         path.chmod(0o700)
+
+
+def not_owned(folder: Path) -> tuple[Path, int] | None:
+    """The first of ``folder`` and what is in it (two levels down) that this
+    process's user does not own, with its owner's uid; None when all is ours.
+
+    Why: a run with ``sudo`` leaves files owned by root in a user's state
+    folder (or the folder is a shared service account's); the next run as the
+    user could neither read its tokens nor write its log. Root may use any
+    folder, so nothing is reported for it. A missing folder is none of this.
+    """
+    me = os.geteuid()
+    if me == 0:
+        return None
+    for path in _folder_and_entries(folder, depth=2):
+        try:
+            owner = path.lstat().st_uid
+        except OSError:
+            continue
+        if owner != me:
+            return path, owner
+    return None
+
+
+def _folder_and_entries(folder: Path, depth: int) -> Iterator[Path]:
+    yield folder
+    if depth == 0:
+        return
+    try:
+        with os.scandir(folder) as entries:
+            found = sorted(entries, key=lambda e: e.name)
+    except OSError:  # unreadable: the folder itself is then not ours, or absent
+        return
+    for entry in found:
+        if entry.is_dir(follow_symlinks=False):
+            yield from _folder_and_entries(Path(entry.path), depth - 1)
+        else:
+            yield Path(entry.path)
+
+
+def owner_name(uid: int) -> str:
+    """The user name of ``uid``, else the number itself."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
 
 def write_private_json(path: Path, data: Any) -> None:

@@ -32,6 +32,12 @@ def human_bytes(count: int) -> str:
     return f"{value:.1f} {unit}"
 
 
+def counted(count: int, noun: str) -> str:
+    """``1 file``, ``0 files``, ``50,000 files``: thousands separated, and the
+    noun singular for one (nouns here take an ``s``)."""
+    return f"{count:,} {noun if count == 1 else noun + 's'}"
+
+
 def header_safe(text: str) -> str:
     """``text`` with every run of control characters (CR, LF, ...) made one space.
 

@@ -79,7 +79,7 @@ def _collection_failed(
 def check_config(state: CliState) -> tuple[Settings | None, list[Check]]:
     """Load the config; every problem in it becomes one failed line."""
     try:
-        settings = state.settings()
+        settings = state.settings(check_state_dir=False)  # its own check below
     except ConfigError as exc:
         return None, [
             Check(
@@ -98,9 +98,15 @@ def check_config(state: CliState) -> tuple[Settings | None, list[Check]]:
 
 
 def check_state_dir(settings: Settings) -> Check:
-    """The state folder exists (0700) and a file can be written in it."""
+    """The state folder is this user's, exists (0700) and a file can be
+    written in it."""
+    from globus_auto.cli.context import state_folder_problem
     from globus_auto.files import ensure_private_dir
 
+    problem = state_folder_problem(settings)
+    if problem:
+        detail, _, fix = problem.partition("; ")
+        return Check("state folder", FAIL, detail, fix, EXIT_USAGE)
     try:
         ensure_private_dir(settings.state_dir)
         with tempfile.TemporaryFile(dir=settings.state_dir):
@@ -253,9 +259,14 @@ def run_checks(
         add(check)
     if settings is None:
         return done
-    add(check_state_dir(settings))
-    gateway, login = check_login(settings)
-    add(login)
+    state_dir = check_state_dir(settings)
+    add(state_dir)
+    gateway: Gateway | None = None
+    if state_dir.status == FAIL:  # the login's tokens are kept there
+        add(Check("login", SKIP, "not checked without a usable state folder"))
+    else:
+        gateway, login = check_login(settings)
+        add(login)
     for job in settings.jobs:
         add(check_source_folder(job))
         if gateway is None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import click
 
 from globus_auto.engine.report import JobReport, RunOptions
+from globus_auto.errors import EXIT_CODES_HELP
 from globus_auto.settings.model import Job, Settings, SmtpSettings
 
 if TYPE_CHECKING:
@@ -166,7 +167,9 @@ def _steps(
     echo(f"   destination copy identical to the source: {'yes' if same else 'NO'}")
 
 
-@click.command("demo", epilog="Example: globus-auto demo --src ./mydata")
+@click.command(
+    "demo", epilog="Example: globus-auto demo --src ./mydata\n\n" + EXIT_CODES_HELP
+)
 @click.option(
     "--src",
     type=click.Path(exists=True, file_okay=False, path_type=Path),

@@ -10,7 +10,10 @@ imports the command modules only lazily, and they never import it.
 from __future__ import annotations
 
 import importlib
+import itertools
 import logging
+import os
+import re
 import sys
 import traceback
 from typing import Any
@@ -19,7 +22,14 @@ import click
 
 from globus_auto import __version__
 from globus_auto.cli.context import CliState
-from globus_auto.errors import EXIT_CODES_HELP, EXIT_UNEXPECTED, GlobusAutoError
+from globus_auto.errors import (
+    EXIT_CODES_HELP,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNEXPECTED,
+    EXIT_USAGE,
+    GlobusAutoError,
+)
 from globus_auto.logs import FILE_ONLY
 
 log = logging.getLogger("globus_auto")
@@ -39,6 +49,10 @@ LAZY_COMMANDS = {
     "emulator": "globus_auto.emulator.cli:emulator_command",
 }
 
+# The group's options that are also accepted after the command's name.
+CONFIG_OPTION = "--config"
+VERBOSE_RE = re.compile(r"-v+|--verbose")
+
 
 class Command(click.Group):
     """The group: lazily loaded commands and one top-level handler for errors."""
@@ -56,6 +70,43 @@ class Command(click.Group):
         assert isinstance(command, click.Command)
         return command
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, self._global_options_first(ctx, args))
+
+    def _global_options_first(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """``args`` with ``--config PATH`` and ``-v`` found after the command's
+        name moved before it, so ``run -v --config X`` is ``--config X run -v``
+        (as globus-cli, restic and rclone accept them).
+
+        Only the named command is loaded, to know which of its options take a
+        value (that value is never taken for a global option); nothing after
+        ``--`` moves, nor an option of the same name the command has itself.
+        """
+        at = _command_index(args)
+        if at is None:
+            return args
+        command = self.get_command(ctx, args[at])
+        if command is None or isinstance(command, click.Group):
+            return args
+        own, takes_value = _option_names(command)
+        moved: list[str] = []
+        kept: list[str] = []
+        rest = iter(args[at + 1 :])
+        for arg in rest:
+            if arg == "--":
+                kept += [arg, *rest]
+            elif arg in own or arg.split("=", 1)[0] in own:
+                kept.append(arg)
+                if arg in takes_value:
+                    kept += list(itertools.islice(rest, 1))
+            elif arg == CONFIG_OPTION:
+                moved += [arg, *itertools.islice(rest, 1)]
+            elif arg.startswith(CONFIG_OPTION + "=") or VERBOSE_RE.fullmatch(arg):
+                moved.append(arg)
+            else:
+                kept.append(arg)
+        return [*args[:at], *moved, args[at], *kept]
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -64,7 +115,22 @@ class Command(click.Group):
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except KeyboardInterrupt:
-            _fail(ctx, "interrupted; the next run carries on safely", 130, None)
+            _fail(
+                ctx,
+                "interrupted; the next run carries on safely",
+                EXIT_INTERRUPTED,
+                None,
+            )
+        except BrokenPipeError:
+            _reader_went_away()
+            ctx.exit(EXIT_OK)
+        except PermissionError as exc:
+            from globus_auto.cli.context import permission_problem
+
+            log.error("permission denied", exc_info=True, extra=FILE_ONLY)
+            state = ctx.find_object(CliState)
+            config = state.config_option if state is not None else None
+            _fail(ctx, permission_problem(exc, config), EXIT_USAGE, exc)
         except Exception as exc:
             log.error("unexpected error", exc_info=True, extra=FILE_ONLY)
             _fail(
@@ -74,6 +140,50 @@ class Command(click.Group):
                 EXIT_UNEXPECTED,
                 exc,
             )
+
+
+def _command_index(args: list[str]) -> int | None:
+    """Where the command's name is in the group's ``args``, or None."""
+    skip = False
+    for index, arg in enumerate(args):
+        if skip:
+            skip = False
+        elif arg == CONFIG_OPTION:
+            skip = True  # its value, which may be any word
+        elif arg == "--":
+            return None
+        elif not arg.startswith("-"):
+            return index
+    return None
+
+
+def _option_names(command: click.Command) -> tuple[set[str], set[str]]:
+    """The option names ``command`` has, and those of them that take a value."""
+    own: set[str] = set()
+    takes_value: set[str] = set()
+    for param in command.params:
+        if not isinstance(param, click.Option):
+            continue
+        names = {*param.opts, *param.secondary_opts}
+        own |= names
+        if not param.is_flag and not param.count:
+            takes_value |= names
+    return own, takes_value
+
+
+def _reader_went_away() -> None:
+    """The reader of our output left (``globus-auto status | head -1``).
+
+    Why quiet and 0: the reader chose to stop reading, nothing went wrong here,
+    and a failing code would fail ``set -o pipefail`` scripts. Output still
+    buffered would raise again at exit: stdout now goes to /dev/null.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real stdout (e.g. in tests)
+        pass
 
 
 def _fail(

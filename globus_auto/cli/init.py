@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from globus_auto.errors import ConfigError
+from globus_auto.errors import EXIT_CODES_HELP, ConfigError
 
 
 def example_config() -> str:
@@ -34,7 +34,8 @@ def write_example_config(path: Path) -> None:
 
 
 @click.command(
-    epilog="Example: globus-auto init && $EDITOR ~/.config/globus_auto/config.py"
+    epilog="Example: globus-auto init && $EDITOR ~/.config/globus_auto/config.py\n\n"
+    + EXIT_CODES_HELP
 )
 @click.pass_context
 def init_command(ctx: click.Context) -> None:

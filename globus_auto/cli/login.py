@@ -17,7 +17,7 @@ import click
 
 from globus_auto.cli.context import CliState
 from globus_auto.engine.login_gate import login_problem
-from globus_auto.errors import LoginRequired
+from globus_auto.errors import EXIT_CODES_HELP, LoginRequired
 from globus_auto.globus.login import run_login, run_logout
 from globus_auto.problems import login_command as login_again
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@click.command("login", epilog="Example: globus-auto login")
+@click.command("login", epilog="Example: globus-auto login\n\n" + EXIT_CODES_HELP)
 @click.option(
     "--browser",
     is_flag=True,
@@ -50,7 +50,7 @@ def login_command(state: CliState, browser: bool, no_browser: bool) -> None:
     click.echo(run_login(settings, TerminalPrompt(browser and not no_browser)))
 
 
-@click.command("logout", epilog="Example: globus-auto logout")
+@click.command("logout", epilog="Example: globus-auto logout\n\n" + EXIT_CODES_HELP)
 @click.pass_obj
 def logout_command(state: CliState) -> None:
     """Revoke the stored Globus tokens and delete them."""

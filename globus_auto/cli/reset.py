@@ -15,9 +15,8 @@ import click
 
 from globus_auto.cli.context import CliState
 from globus_auto.engine.session import open_store
-from globus_auto.errors import (
-    GlobusAutoError,
-)
+from globus_auto.errors import EXIT_CODES_HELP, GlobusAutoError
+from globus_auto.text import counted
 
 if TYPE_CHECKING:
     from globus_auto.settings.model import Settings
@@ -50,7 +49,9 @@ def _lock_jobs(settings: Settings, names: Sequence[str], locks: ExitStack) -> No
         )
 
 
-@click.command("reset", epilog="Example: globus-auto reset --job raw")
+@click.command(
+    "reset", epilog="Example: globus-auto reset --job raw\n\n" + EXIT_CODES_HELP
+)
 @click.option(
     "--job", "job_names", multiple=True, metavar="NAME", help="Only this job."
 )
@@ -72,5 +73,6 @@ def reset_command(state: CliState, job_names: Sequence[str]) -> None:
             for name in names:
                 dropped = store.forget_job(name)
                 click.echo(
-                    f"{name}: forgot {dropped} files; the next run sends everything"
+                    f"{name}: forgot {counted(dropped, 'file')}; the next run "
+                    "sends everything"
                 )

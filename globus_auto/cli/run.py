@@ -20,8 +20,9 @@ from globus_auto.cli.login import offer_login, terminal_prompt
 from globus_auto.cli.progress import progress_printer
 from globus_auto.engine.report import RunOptions
 from globus_auto.engine.session import run_session
+from globus_auto.errors import EXIT_CODES_HELP
 from globus_auto.settings.source import upgrade_hint
-from globus_auto.text import human_bytes
+from globus_auto.text import counted, human_bytes
 
 if TYPE_CHECKING:
     from globus_auto.engine.report import JobReport
@@ -29,7 +30,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("globus_auto")
 
 
-@click.command("run", epilog="Example: globus-auto run --job raw --wait --timeout 600")
+@click.command(
+    "run",
+    epilog="Example: globus-auto run --job raw --wait --timeout 600\n\n"
+    + EXIT_CODES_HELP,
+)
 @click.option(
     "--job", "job_names", multiple=True, metavar="NAME", help="Only this job."
 )
@@ -102,7 +107,7 @@ def _print_dry_run(report: JobReport) -> None:
     count = len(report.would_send)
     new = sum(i.reason == "new" for i in report.would_send)
     click.echo(
-        f"{report.job}: {count} {'file' if count == 1 else 'files'} would be sent "
-        f"({new} new, {count - new} changed), {human_bytes(total)} ({total:,} "
-        "bytes); dry run: nothing was sent or recorded"
+        f"{report.job}: {counted(count, 'file')} would be sent "
+        f"({new:,} new, {count - new:,} changed), {human_bytes(total)} "
+        f"({counted(total, 'byte')}); dry run: nothing was sent or recorded"
     )

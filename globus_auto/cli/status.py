@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from globus_auto.errors import EXIT_CODES_HELP, GlobusAutoError
-from globus_auto.text import human_bytes
+from globus_auto.text import counted, human_bytes
 
 if TYPE_CHECKING:
     from globus_auto.datastore.records import TaskRecord
@@ -231,8 +231,7 @@ def _when(text: str | None, now: datetime) -> str:
 
 
 def _files(count: int, size: int) -> str:
-    noun = "file" if count == 1 else "files"
-    return f"{count:,} {noun} ({human_bytes(size)})"
+    return f"{counted(count, 'file')} ({human_bytes(size)})"
 
 
 def render_text(report: dict[str, Any], now: datetime) -> list[str]:
@@ -258,7 +257,7 @@ def _job_lines(job: dict[str, Any], config: str, now: datetime) -> list[str]:
         f"  from        {src['path']} on {src['collection']}"
         f" (here: {src['local_dir']})",
         f"  to          {dst['path']} on {dst['collection']}",
-        f"  tracked     {job['tracked_files']:,} files",
+        f"  tracked     {counted(job['tracked_files'], 'file')}",
         f"  waiting     {_files(job['waiting_files'], job['waiting_bytes'])}"
         " not yet delivered",
     ]
@@ -302,7 +301,8 @@ def _last_run_lines(run: dict[str, Any] | None, now: datetime) -> list[str]:
 def _problem_lines(problems: dict[str, Any]) -> list[str]:
     if not problems["count"]:
         return []
-    lines = [f"  not sent    {problems['count']:,} files could not be read or sent:"]
+    count = counted(problems["count"], "file")
+    lines = [f"  not sent    {count} could not be read or sent:"]
     lines += [f"              {p['path']}: {p['reason']}" for p in problems["files"]]
     hidden = problems["count"] - len(problems["files"])
     if hidden > 0:

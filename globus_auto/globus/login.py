@@ -83,7 +83,7 @@ def run_login(settings: Settings, prompt: LoginPrompt) -> str:
         if round_number:
             prompt.say(_one_more_step(wanted, sessions))
         app = build_app(settings, prompt=prompt, data_access=wanted)
-        app.login(auth_params=_auth_params(sessions), force=True)
+        _log_in(settings, app, sessions)
         missing = look_at_collections(settings, app, known, set(wanted), say=prompt.say)
         if not missing and not session_requirements(settings):
             save_collections(settings, known)
@@ -94,6 +94,25 @@ def run_login(settings: Settings, prompt: LoginPrompt) -> str:
         "see what it asks for with: globus-auto "
         f"--config {settings.config_path} check"
     )
+
+
+def _log_in(
+    settings: Settings, app: globus_sdk.GlobusApp, sessions: dict[str, dict[str, Any]]
+) -> None:
+    """One login through the app's flow; a code Globus Auth refuses (400: a
+    mistyped or stale one) is LoginRequired saying to log in again."""
+    import globus_sdk
+
+    try:
+        app.login(auth_params=_auth_params(sessions), force=True)
+    except globus_sdk.AuthAPIError as exc:
+        if exc.http_status != 400:
+            raise
+        raise LoginRequired(
+            "Globus did not accept the authorization code (mistyped, incomplete or "
+            "already used); run globus-auto --config "
+            f"{settings.config_path} login again and paste the code the page shows"
+        ) from exc
 
 
 def _auth_params(

@@ -130,7 +130,7 @@ def test_reset_refuses_while_a_run_holds_the_job_lock(
 
     done = invoke(config, "reset")  # and once it has finished
     assert done.exit_code == 0, done.output
-    assert "default: forgot 1 files" in done.stdout
+    assert "default: forgot 1 file;" in done.stdout
 
 
 # --- 3. tracebacks only with -vv -----------------------------------------------------
