@@ -90,7 +90,7 @@ def _login_problem(settings: Settings, health: dict[str, Any]) -> str | None:
 def job_status(
     settings: Settings, job: Job, store: Datastore | None, gateway: Gateway | None
 ) -> dict[str, Any]:
-    """One job's part of the report."""
+    """One job's part of the report (long for its fields, one line each)."""
     status: dict[str, Any] = {
         "name": job.name,
         "source": {

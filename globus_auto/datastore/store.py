@@ -215,6 +215,7 @@ class Datastore(History):
         now: datetime,
     ) -> TaskRecord:
         """Record a task before its submission: the files it carries, by digest.
+        (One transaction, so one function: its length is its SQL.)
 
         ``files`` lists the carried files; ``None`` means every pending file
         (a recursive task of the whole directory).
@@ -300,6 +301,7 @@ class Datastore(History):
         uncertain: Iterable[bytes] = (),
     ) -> None:
         """Close a finished task; the digests it carried become delivered.
+        (One transaction, so one function: its length is its SQL.)
 
         ``delivered_paths`` ``None`` means all carried files were delivered
         (SUCCEEDED); otherwise only those paths (what a FAILED task did manage).

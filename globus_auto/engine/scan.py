@@ -195,7 +195,8 @@ def hash_file(root: bytes, entry: EntryRow) -> Observed:
 
     The file is opened without following links and fstat'ed before and after
     reading: a file that changed meanwhile gets no digest, so the next run reads
-    it again.
+    it again. (Kept in one piece, though long: every path out of it is a way a
+    file can change under the reader, and each is clearer next to the others.)
     """
     path = os.path.join(root, entry[0])
     try:

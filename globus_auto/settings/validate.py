@@ -124,7 +124,8 @@ class _Validator(ValueChecker):
     """Turns an executed config namespace into Settings, collecting problems."""
 
     def settings(self) -> Settings:
-        """Validate everything, then build Settings or raise one ConfigError."""
+        """Validate everything, then build Settings or raise one ConfigError
+        (one line per setting: long because the settings are many)."""
         self.check_names()
         client_id = self.required_uuid(
             "CLIENT_ID", self.get("CLIENT_ID"), CLIENT_ID_FIX
