@@ -51,6 +51,32 @@ def job_lock(state_dir: Path, job_name: str) -> Iterator[None]:
         os.close(fd)
 
 
+def holder(state_dir: Path, job_name: str) -> Locked | None:
+    """Who holds the job's lock now, found without taking it; None if nobody
+    does, or the system does not say.
+
+    Why not try the lock: holding it even for a moment would make a run that
+    starts then skip. Linux lists every flock in /proc/locks with the process
+    and the file (device and inode); the file's mtime is when that process
+    wrote its PID into it, i.e. when its run began.
+    """
+    path = lock_path(state_dir, job_name)
+    try:
+        st = path.stat()
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    wanted = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in table.splitlines():
+        # "1: FLOCK  ADVISORY  WRITE 12345 00:2f:1234567 0 EOF" (a waiter's
+        # line reads "1: -> FLOCK ..." and is not the holder)
+        fields = line.split()
+        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == wanted:
+            pid = int(fields[4]) if fields[4].isdigit() else None
+            return Locked(path, pid, datetime.fromtimestamp(st.st_mtime, timezone.utc))
+    return None
+
+
 def _held(path: Path, fd: int) -> Locked:
     """Who holds the lock: the PID it wrote, and when it wrote it.
 

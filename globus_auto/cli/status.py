@@ -109,6 +109,7 @@ def job_status(
         "problem_files": {"count": 0, "files": []},
     }
     job_id = None if store is None else store.existing_job_id(job.identity)
+    status["running"] = _running(settings, job)
     if store is not None:
         status["last_run"] = _last_run(store, job.name)
         status["alerts"] = _alerts(store, job.name)
@@ -130,6 +131,16 @@ def job_status(
         )
     status["state"] = _verdict(status, never_ran=job_id is None)
     return status
+
+
+def _running(settings: Settings, job: Job) -> dict[str, Any] | None:
+    """The run of ``job`` in progress now (its process and start), or None."""
+    from globus_auto.lock import holder
+
+    held = holder(settings.state_dir, job.name)
+    if held is None:
+        return None
+    return {"pid": held.pid, "since": _iso(held.since)}
 
 
 def _last_run(store: Datastore, job: str) -> dict[str, Any] | None:
@@ -271,6 +282,12 @@ def _job_lines(job: dict[str, Any], config: str, now: datetime) -> list[str]:
             lines.append(f"              {task['note']}")
         if task.get("refresh_error"):
             lines.append(f"              could not ask Globus: {task['refresh_error']}")
+    if job.get("running"):
+        running = job["running"]
+        lines.append(
+            f"  running     since {_when(running['since'], now)} "
+            f"(process {running['pid'] or '?'})"
+        )
     lines += _last_run_lines(job["last_run"], now)
     lines.append(f"  delivered   {_when(job['last_delivery'], now)} (last success)")
     for alert in job["alerts"]:

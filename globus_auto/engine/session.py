@@ -123,7 +123,7 @@ def _run_one(job: Job, env: RunEnv, opts: RunOptions, log_file: str) -> JobRepor
             detail=f"{type(exc).__name__}: {exc}",
         )
         report.problems.append(unexpected_problem(job.name, exc, log_file))
-    if not opts.dry_run:
+    if not opts.dry_run and not report.skipped:  # the run holding the lock records
         env.store.record_run(
             RunRecord(
                 job.name,

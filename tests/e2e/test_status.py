@@ -223,3 +223,22 @@ def test_every_command_help_has_an_example_and_the_exit_codes() -> None:
     for command in ("status", "check", "cron"):
         result = CliRunner().invoke(cli, [command, "--help"])
         assert "5  a transfer failed" in result.stdout
+
+
+def test_status_shows_a_run_in_progress_and_a_skipped_run_is_not_the_last(
+    tmp_path: Path, globus_env: TestEmulator
+) -> None:
+    from globus_auto.lock import job_lock
+
+    config = write_config(tmp_path, globus_env)
+    (globus_env.src_root / "data" / "a.txt").write_text("a")
+    assert invoke(config, "run", "--wait", "--timeout", "30").exit_code == 0
+    with job_lock(tmp_path / "state", "default"):  # a run in progress
+        text = invoke(config, "status").stdout
+        assert "running     since " in text and f"(process {os.getpid()})" in text
+        job = status_json(config)["jobs"][0]
+        assert job["running"]["pid"] == os.getpid()
+        assert invoke(config, "run").exit_code == 0  # skipped: the lock is held
+        job = status_json(config)["jobs"][0]
+        assert job["last_run"]["outcome"].endswith("delivered 1 files")
+    assert status_json(config)["jobs"][0]["running"] is None
