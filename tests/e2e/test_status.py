@@ -242,3 +242,27 @@ def test_status_shows_a_run_in_progress_and_a_skipped_run_is_not_the_last(
         job = status_json(config)["jobs"][0]
         assert job["last_run"]["outcome"].endswith("delivered 1 files")
     assert status_json(config)["jobs"][0]["running"] is None
+
+
+def test_a_run_with_nothing_to_send_never_imports_globus_sdk(
+    tmp_path: Path, globus_env: TestEmulator
+) -> None:
+    """The README's promise: a run with nothing new makes no network call and
+    does not import globus-sdk (python -X importtime lists every import)."""
+    import subprocess
+    import sys
+
+    config = write_config(tmp_path, globus_env)
+    (globus_env.src_root / "data" / "a.txt").write_text("a")
+    assert invoke(config, "run", "--wait", "--timeout", "30").exit_code == 0
+    command = ["-X", "importtime", "-m", "globus_auto", "--config", str(config)]
+    second = subprocess.run(
+        [sys.executable, *command, "run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 0, second.stderr
+    imported = [line for line in second.stderr.splitlines() if "import time:" in line]
+    assert imported, second.stderr  # importtime did list the imports
+    assert not [line for line in imported if "globus_sdk" in line]

@@ -234,3 +234,23 @@ def test_no_module_is_over_500_lines_outside_the_emulator() -> None:
         if not name.startswith("globus_auto.emulator")
     }
     assert {name: n for name, n in sizes.items() if n > 500} == {}
+
+
+def test_a_run_with_nothing_to_send_imports_no_globus_sdk() -> None:
+    """What the run command loads before it knows it must talk to Globus.
+
+    Why it matters: a cron run every few minutes with nothing new should cost
+    about what listing the tree costs; globus-sdk is imported only when a job
+    has something to send (engine.session builds the gateway lazily).
+    """
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, globus_auto.cli.group, globus_auto.cli.run, "
+        "globus_auto.engine.session; print('globus_sdk' in sys.modules)"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert shown.strip() == "False"
