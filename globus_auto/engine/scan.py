@@ -1,8 +1,10 @@
 """Merge the walk with the datastore's rows, hash only what changed.
 
 A file whose size, mtime, ctime and inode match its row is not read; a new or
-changed one is hashed with BLAKE3 in a small thread pool. Changes are written to
-the datastore in batches.
+changed one is hashed with BLAKE3 in a thread pool as large as the scan's
+threads (SCAN_THREADS, at least 4): on a network filesystem each open and read
+waits for a server, so a first run over many small files is not serial either.
+Changes are written to the datastore in batches.
 
 Why it is shaped the way it is: a run with nothing changed should cost about
 what listing the tree costs (``find``), so the per-file work is kept to the
@@ -21,6 +23,7 @@ import contextlib
 import logging
 import os
 import stat
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -34,6 +37,7 @@ import blake3
 from globus_auto.datastore.records import Observed, StoredRow
 from globus_auto.engine.walk import EntryRow, Walk, special_problem
 from globus_auto.errors import SourceError
+from globus_auto.text import counted
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +56,19 @@ HASH_INLINE_FIRST = 32
 
 BATCH_FILES = 2000
 BATCH_BYTES = 1 << 30
-MAX_IN_FLIGHT = 64
+MIN_HASH_WORKERS = 4  # the hash pool of a serial walk, as before SCAN_THREADS
+MIN_IN_FLIGHT = 64  # files handed to the hash pool ahead, at least ...
+IN_FLIGHT_PER_WORKER = 4  # ... and this many per thread
 MMAP_THRESHOLD = 4 << 20  # files this big are hashed on all cores (name kept)
 BIG_CHUNK = 4 << 20  # read size for those (one buffer per hashing thread)
 READ_CHUNK = 1 << 20
+# Big files read at once, whatever the pool's size: each takes a BIG_CHUNK
+# buffer and BLAKE3 already hashes each one on every core.
+_BIG_READERS = threading.BoundedSemaphore(4)
 
 
 _size = itemgetter(1)
+_open = os.open  # looked up at each call: the tests slow it down
 
 
 @dataclass
@@ -109,13 +119,15 @@ def check_source(
             f"the source directory {shown} is not readable by this user; fix its "
             "permissions or run globus-auto as its owner"
         ) from None
-    if empty and callable(tracked):
-        tracked = tracked()
-    if empty and tracked:
+    if not empty:
+        return
+    count = tracked() if callable(tracked) else tracked
+    if count:
         raise SourceError(
-            f"the source directory {shown} is empty but {tracked} files are tracked: "
-            "is its filesystem unmounted? Nothing was changed. If the files were "
-            f"really removed, forget them with: {reset_command}"
+            f"the source directory {shown} is empty but the datastore tracks "
+            f"{counted(count, 'file')} of it: is its filesystem unmounted? Nothing "
+            "was changed. If they were really removed, forget them with: "
+            f"{reset_command}"
         )
 
 
@@ -200,7 +212,7 @@ def hash_file(root: bytes, entry: EntryRow) -> Observed:
     """
     path = os.path.join(root, entry[0])
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = _open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return Observed(entry[0], None, None, None, None, None, "vanished")
     except OSError as exc:
@@ -287,10 +299,11 @@ def _digest_fd(fd: int, size: int) -> bytes:
         with contextlib.suppress(OSError):
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
-        buffer = bytearray(BIG_CHUNK)
-        view = memoryview(buffer)
-        while count := os.readv(fd, [buffer]):
-            hasher.update(view[:count])
+        with _BIG_READERS:
+            buffer = bytearray(BIG_CHUNK)
+            view = memoryview(buffer)
+            while count := os.readv(fd, [buffer]):
+                hasher.update(view[:count])
         return bytes(hasher.digest())
     hasher = blake3.blake3()
     while chunk := os.read(fd, READ_CHUNK):
@@ -299,7 +312,11 @@ def _digest_fd(fd: int, size: int) -> bytes:
 
 
 class Scanner:
-    """One scan of one source tree against the datastore's rows."""
+    """One scan of one source tree against the datastore's rows.
+
+    ``workers`` is the scan's number of threads (SCAN_THREADS): the hash pool
+    has that many, and at least MIN_HASH_WORKERS.
+    """
 
     def __init__(
         self,
@@ -312,7 +329,8 @@ class Scanner:
     ) -> None:
         self.root = root
         self.sink = sink
-        self.workers = workers
+        self.workers = max(MIN_HASH_WORKERS, workers)
+        self.max_in_flight = max(MIN_IN_FLIGHT, self.workers * IN_FLIGHT_PER_WORKER)
         self.progress = progress
         self.progress_every = progress_every
         self.summary = ScanSummary()
@@ -388,7 +406,9 @@ class Scanner:
                 self._maybe_flush()
                 return
             in_flight.append(pool.submit(hash_file, self.root, entry))
-            while len(in_flight) > MAX_IN_FLIGHT or (in_flight and in_flight[0].done()):
+            while len(in_flight) > self.max_in_flight or (
+                in_flight and in_flight[0].done()
+            ):
                 self._take(in_flight.popleft().result())
         self._maybe_flush()
 

@@ -6,16 +6,15 @@ and neither is ever held in memory whole. Symbolic links are not followed,
 excluded folders are not entered, and a file that cannot be sent (a FIFO, a
 name Globus cannot carry) becomes an entry with a problem instead of stopping
 the walk. The walk hands over runs of consecutive files of one folder (at most
-``RUN_FILES``), so memory stays flat in the tree size. Imports only the
-standard library.
+``RUN_FILES``), so memory stays flat in the tree size. This is the serial
+walk (SCAN_THREADS = 1); :mod:`.walk_parallel` gives the same runs from
+several threads and reuses its helpers. Imports only the standard library.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import os
-import re
 import stat
 from collections.abc import Callable, Iterator, Sequence
 from operator import attrgetter
@@ -69,16 +68,23 @@ def problem_entry(path: bytes, problem: str) -> Entry:
     return Entry(path, None, None, None, None, False, problem)
 
 
-def exclude_matcher(patterns: Sequence[str]) -> Callable[[bytes], bool] | None:
-    """A predicate telling whether a relative path is excluded, or None if none is."""
+# Whether a path (relative to the root, no trailing '/') is excluded; the flag
+# is True for a folder, which is then not entered. Called from several threads
+# at once by the parallel walk, so it must be safe to.
+Excluded = Callable[[bytes, bool], bool]
+
+
+def exclude_matcher(patterns: Sequence[str]) -> Excluded | None:
+    """A predicate telling whether a relative path is excluded, or None if none is.
+
+    The patterns follow the gitignore rules (:mod:`.exclude`), imported only
+    when there are some: pathspec takes tens of milliseconds to import.
+    """
     if not patterns:
         return None
-    regex = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
+    from globus_auto.engine.exclude import ExcludeRules
 
-    def excluded(relpath: bytes) -> bool:
-        return regex.match(os.fsdecode(relpath)) is not None
-
-    return excluded
+    return ExcludeRules(patterns)
 
 
 def _name_problem(name: bytes) -> str | None:
@@ -98,9 +104,7 @@ class Walk:
     entries as lists of plain tuples, which is what the scanner uses.
     """
 
-    def __init__(
-        self, root: bytes, excluded: Callable[[bytes], bool] | None = None
-    ) -> None:
+    def __init__(self, root: bytes, excluded: Excluded | None = None) -> None:
         self.root = root
         self.excluded = excluded
 
@@ -113,7 +117,7 @@ class Walk:
         return _walk_dir(self.root, b"", self.excluded)
 
 
-def walk(root: bytes, excluded: Callable[[bytes], bool] | None = None) -> Walk:
+def walk(root: bytes, excluded: Excluded | None = None) -> Walk:
     """Every regular file under ``root`` (and every problem), in path byte order.
 
     Entries of a directory are sorted by name, with '/' appended to directory
@@ -124,7 +128,7 @@ def walk(root: bytes, excluded: Callable[[bytes], bool] | None = None) -> Walk:
 
 
 def _walk_dir(
-    root: bytes, prefix: bytes, excluded: Callable[[bytes], bool] | None
+    root: bytes, prefix: bytes, excluded: Excluded | None
 ) -> Iterator[list[EntryRow]]:
     folder = os.path.join(root, prefix) if prefix else root
     try:
@@ -160,11 +164,11 @@ def _leaf_runs(
     prefix: bytes,
     fd: int,
     names: list[bytes],
-    excluded: Callable[[bytes], bool] | None,
+    excluded: Excluded | None,
 ) -> Iterator[list[EntryRow]]:
     """Runs of a folder without subdirectories (sorted ``names``)."""
     if excluded is not None:
-        names = [n for n in names if not excluded(prefix + n)]
+        names = [n for n in names if not excluded(prefix + n, False)]
     for start in range(0, len(names), RUN_FILES):
         chunk = names[start : start + RUN_FILES]
         try:
@@ -193,7 +197,7 @@ def _mixed_runs(
     prefix: bytes,
     fd: int,
     listing: tuple[list[bytes], list[bytes], list[bytes]],
-    excluded: Callable[[bytes], bool] | None,
+    excluded: Excluded | None,
     since: bytes = b"",
 ) -> Iterator[list[EntryRow]]:
     """Runs of a folder with subdirectories, from name ``since`` on."""
@@ -215,7 +219,7 @@ def _mixed_runs(
         names = []
         if last == 47:
             yield from _enter(root, prefix, key, excluded)
-        elif excluded is None or not excluded(prefix + key[:-1]):
+        elif excluded is None or not excluded(prefix + key[:-1], False):
             entry = _file_entry(fd, prefix, key[:-1])
             if entry is not None:  # else it vanished since the listing
                 yield [entry]
@@ -242,10 +246,10 @@ def _enter(
     root: bytes,
     prefix: bytes,
     key: bytes,
-    excluded: Callable[[bytes], bool] | None,
+    excluded: Excluded | None,
 ) -> Iterator[list[EntryRow]]:
     rel = prefix + key[:-1]
-    if excluded is not None and excluded(rel):
+    if excluded is not None and excluded(rel, True):
         return
     problem = _name_problem(key[:-1])
     if problem:
@@ -258,11 +262,11 @@ def _file_runs(
     fd: int,
     prefix: bytes,
     names: list[bytes],
-    excluded: Callable[[bytes], bool] | None,
+    excluded: Excluded | None,
 ) -> Iterator[list[EntryRow]]:
     """Entries of regular files (sorted ``names``), RUN_FILES at a time."""
     if excluded is not None:
-        names = [n for n in names if not excluded(prefix + n)]
+        names = [n for n in names if not excluded(prefix + n, False)]
     for start in range(0, len(names), RUN_FILES):
         chunk = names[start : start + RUN_FILES]
         if _names_ok(chunk):

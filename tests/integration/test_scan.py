@@ -1,4 +1,8 @@
-"""The scan against a real temporary tree and a real datastore."""
+"""The scan against a real temporary tree and a real datastore.
+
+Every test runs twice (the ``walk_threads`` fixture): with the serial walk
+(SCAN_THREADS = 1) and with the parallel one, its threads on from the start.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import os
 import pickle
 import shutil
 import socket
+import sys
 import tempfile
 import time
 import traceback
@@ -23,12 +28,24 @@ from hypothesis import strategies as st
 from globus_auto.datastore.opening import open_datastore
 from globus_auto.datastore.records import StoredFile
 from globus_auto.datastore.store import Datastore
+from globus_auto.engine import walk_parallel
 from globus_auto.engine.scan import Scanner, ScanSummary, check_source, merge
-from globus_auto.engine.walk import Entry, exclude_matcher, walk
+from globus_auto.engine.walk import Entry, exclude_matcher
 from globus_auto.errors import SourceError
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 Result = TypeVar("Result")
+THREADS = 1  # set by the walk_threads fixture for each test
+
+
+@pytest.fixture(autouse=True, params=[1, 4], ids=["serial", "parallel"])
+def walk_threads(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> int:
+    """SCAN_THREADS for the test; the parallel walk's threads on at once."""
+    monkeypatch.setattr(sys.modules[__name__], "THREADS", request.param)
+    monkeypatch.setenv(walk_parallel.PARALLEL_VARIABLE, "1")
+    return int(request.param)
 
 
 @pytest.fixture
@@ -43,9 +60,12 @@ def scan(store: Datastore, root: Path, exclude: tuple[str, ...] = ()) -> ScanSum
         scanner = Scanner(
             os.fsencode(root),
             lambda observed, gone: store.apply_scan_batch(job, observed, gone),
+            workers=THREADS,
         )
         return scanner.run(
-            walk(os.fsencode(root), exclude_matcher(exclude)),
+            walk_parallel.walk_tree(
+                os.fsencode(root), exclude_matcher(exclude), THREADS
+            ),
             store.iter_stored(job, reader),
         )
     finally:
@@ -268,7 +288,7 @@ def test_walk_order_is_byte_order_of_paths(
     for dirpath, _, files in os.walk(os.fsencode(root)):
         for name in files:
             made.add(os.path.relpath(os.path.join(dirpath, name), os.fsencode(root)))
-    walked = [e.path for e in walk(os.fsencode(root))]
+    walked = [e.path for e in walk_parallel.walk_tree(os.fsencode(root), None, THREADS)]
     assert walked == sorted(made)
 
 

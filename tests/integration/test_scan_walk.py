@@ -1,7 +1,8 @@
 """The fast paths of the scan: leaf folders, runs compared whole, rows put back.
 
 tests/integration/test_scan.py covers what a scan finds; these cover the ways the walk
-takes to get there quickly, each against the plain answer.
+takes to get there quickly, each against the plain answer. The scans run twice (the
+``walk_threads`` fixture): serial (SCAN_THREADS = 1) and parallel.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,9 +18,24 @@ import pytest
 
 from globus_auto.datastore.opening import open_datastore
 from globus_auto.datastore.store import Datastore
-from globus_auto.engine import scan, walk
+from globus_auto.engine import scan, walk, walk_parallel
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+THREADS = 1  # set by the walk_threads fixture for each test
+
+
+@pytest.fixture(autouse=True, params=[1, 4], ids=["serial", "parallel"])
+def walk_threads(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> int:
+    """SCAN_THREADS for the test; the parallel walk's threads on at once."""
+    monkeypatch.setattr(sys.modules[__name__], "THREADS", request.param)
+    monkeypatch.setenv(walk_parallel.PARALLEL_VARIABLE, "1")
+    return int(request.param)
+
+
+def walked(root: bytes) -> list[walk.Entry]:
+    return list(walk_parallel.walk_tree(root, None, THREADS))
 
 
 @pytest.fixture
@@ -33,8 +50,10 @@ def run_scan(store: Datastore, root: Path) -> scan.ScanSummary:
         scanner = scan.Scanner(
             os.fsencode(root),
             lambda observed, gone: store.apply_scan_batch(job, observed, gone),
+            workers=THREADS,
         )
-        return scanner.run(walk.walk(os.fsencode(root)), store.iter_stored(job, reader))
+        tree = walk_parallel.walk_tree(os.fsencode(root), None, THREADS)
+        return scanner.run(tree, store.iter_stored(job, reader))
     finally:
         reader.close()
 
@@ -60,7 +79,7 @@ def test_a_leaf_folder_reports_special_files_and_bad_names(tmp_path: Path) -> No
     sock.bind(str(leaf / "sock"))
     try:
         assert os.stat(leaf).st_nlink == 2  # the leaf path is taken
-        entries = list(walk.walk(os.fsencode(tmp_path)))
+        entries = walked(os.fsencode(tmp_path))
     finally:
         sock.close()
     problems = {e.path: e.problem for e in entries if e.problem}
@@ -91,7 +110,7 @@ def test_a_subdirectory_appearing_in_a_leaf_folder_is_walked_in_order(
         os.close(fd)
     paths = [entry[0] for run in runs for entry in run]
     assert paths == [b"a", b"a.txt/inner", b"a0", b"b", b"c"]
-    assert paths == [e.path for e in walk.walk(root)]
+    assert paths == [e.path for e in walked(root)]
 
 
 def test_big_folders_with_scattered_changes_are_merged_exactly(

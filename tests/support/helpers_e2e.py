@@ -23,6 +23,9 @@ from emulator_fixtures import TestEmulator
 SRC_DIR = "/data"
 DST_DIR = "/backup"
 NOBODY = 65534  # uid and gid of nobody/nogroup, for tests that root would pass
+# Set (e.g. to 1) to run the end-to-end tests with that SCAN_THREADS; with
+# GLOBUS_AUTO_TEST_SCAN_PARALLEL=1 the parallel walk uses its threads at once.
+SCAN_THREADS_VARIABLE = "GLOBUS_AUTO_TEST_SCAN_THREADS"
 
 
 def src_data(emulator: TestEmulator) -> Path:
@@ -54,6 +57,8 @@ def write_config(path: Path, emulator: TestEmulator, **extra: Any) -> Path:
         "DST_DIR": DST_DIR,
         "STATE_DIR": str(path.parent / "state"),
     }
+    if os.environ.get(SCAN_THREADS_VARIABLE):
+        values["SCAN_THREADS"] = int(os.environ[SCAN_THREADS_VARIABLE])
     values.update(extra)
     text = "".join(f"{name} = {value!r}\n" for name, value in values.items())
     path.parent.mkdir(parents=True, exist_ok=True)
