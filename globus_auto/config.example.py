@@ -19,6 +19,7 @@
 # ---------------------------------------------------------------------------
 
 # UUID of the source collection (copy it from app.globus.org, "Collections").
+# The zero UUIDs in this file are placeholders: they are refused until replaced.
 SRC_ID = "00000000-0000-0000-0000-000000000001"
 # Absolute path of the source directory. It is both the folder scanned on this
 # machine and the path on the source collection.
@@ -55,6 +56,8 @@ EMAIL_HOST = "smtp.example.org"
 
 # ---------------------------------------------------------------------------
 # Optional settings (the values shown are the defaults unless stated).
+# Every time setting takes a number in the unit its name or text gives, or a
+# text such as "90s", "15m", "6h" or "2d" (s, m, h, d), as `cron --every` does.
 # ---------------------------------------------------------------------------
 
 # Service account secret (client credentials; no login step). Better kept out
@@ -67,17 +70,38 @@ EMAIL_HOST = "smtp.example.org"
 # Deleting its `datastore` file makes the next run send everything again.
 # STATE_DIR = "/home/me/.local/state/globus_auto"
 
-# Glob patterns, relative to the source root, of files and directories not to
-# send (a matching directory is skipped whole).
-# EXCLUDE = ["*.tmp", ".snapshot", "scratch/*"]
+# Files and folders not to send, in the rules of .gitignore (as rsync, restic
+# and rclone users know them), over paths relative to the source root: a name
+# without "/" matches at any depth ("cache", "*.tmp"), a leading "/" only at
+# the top ("/scratch"), "*" stops at "/", "**" crosses folders ("raw/**/*.log"),
+# a trailing "/" means folders only ("build/"), "!" re-includes ("!keep.tmp").
+# An excluded folder is not entered. When every pattern is a name without "/"
+# or "!", they go to Globus as filter rules too, so a whole-folder transfer
+# stays possible (else lists of files are sent). `globus-auto check`
+# warns about a pattern that matches nothing; one that excludes everything
+# (["*"]) is refused.
+# EXCLUDE = ["*.tmp", ".snapshot/", "/scratch"]
 
-# Seconds a file must be left unmodified before it is sent (default 0), so
-# files still being written are picked up by a later run.
-# MIN_AGE = 300
+# How long a file must be left unmodified before it is sent (default 0; a
+# number is seconds; at most 30d), so files still being written are picked up
+# by a later run.
+# MIN_AGE = "5m"
 
 # When more files than this changed, send the whole directory as one recursive
 # checksum sync instead of a list of files.
 # RECURSIVE_THRESHOLD = 1000
+
+# Tasks a job may have in flight at once (default 2, 1 to 3): new files go in
+# a new task while an earlier, large one still runs. At most 3 because Globus
+# runs at most 3 tasks of a user at once and queues the rest. A job's second
+# and third task wait while this config's jobs have 3 in flight together.
+# MAX_TASKS_IN_FLIGHT = 2
+
+# Threads the scan lists folders, stats files and reads changed files with (1
+# to 256; 1 walks in one thread). On NFS, Lustre or GPFS every stat is a round
+# trip to a metadata server that answers many at once; the threads start only
+# when calls are seen waiting, so a fast local disk is walked in one thread.
+# SCAN_THREADS = 16
 
 # SMTP details: port (default 465 for "ssl", 587 for "starttls", else 25),
 # security ("starttls", "ssl" or "none"), login name.
@@ -93,11 +117,36 @@ EMAIL_HOST = "smtp.example.org"
 # An alert is mailed when a problem appears, repeated at most every this many
 # hours while it lasts, and followed by one "resolved" mail.
 # ALERT_REPEAT_HOURS = 24
+# A problem that can pass by itself (a collection or Globus not answering, the
+# source not mounted, an unexpected error) is alerted only once this many runs
+# in a row have met it; a login, a failed task or a data problem at once.
+# ALERT_AFTER_FAILURES = 2
 # A task still INACTIVE or ACTIVE after this many hours is alerted.
 # TASK_STUCK_HOURS = 24
-# Pinged after every run (healthchecks.io style: the URL on success, the URL
-# + "/fail" on failure), so a monitor notices when runs stop altogether.
+# Pinged when a run begins ("/start") and ends (healthchecks.io style: the
+# URL + "/<exit code>" on a healthchecks URL, else the URL on success and the
+# URL + "/fail" on failure, with the run's last log lines), so a monitor
+# notices when runs fail, hang or stop altogether.
 # HEARTBEAT_URL = "https://hc-ping.com/your-check-uuid"
+# Alerts also go to these Apprise URLs (Slack, Teams, Mattermost, ntfy,
+# PagerDuty, Matrix, ...; github.com/caronc/apprise/wiki), with the words of the
+# mail. Needs: pip install 'globus-auto[notify]'.
+# NOTIFY_URLS = ["ntfy://ntfy.sh/my-lab-transfers", "slack://T000/B000/XXXX"]
+# ... and run this command for each (no shell; the alert is in GLOBUS_AUTO_EVENT,
+# _JOB, _KIND, _SUMMARY, _WHAT_HAPPENED, _WHAT_TO_DO, _PENDING_FILES, ... and the
+# mail's text on standard input; exit 0 means delivered).
+# ON_ALERT_COMMAND = ["/usr/local/bin/open-ticket", "--queue", "data"]
+# Seconds each mail, ping, Apprise message or command may take in all; a run's
+# alerts take at most 5 times this together (the rest go with the next run).
+# NOTIFY_TIMEOUT = 20
+# Seconds each call to Globus may take in all, its retries included; a call
+# cut off ends the run with exit 6 and the next run retries. Raise it if
+# Globus needs longer to list a very large folder.
+# GLOBUS_TIMEOUT = 300
+# Prometheus metrics (per job: last run and success, files and bytes waiting,
+# tasks in flight, open alerts, exit code, scan), rewritten after every run,
+# for node_exporter's textfile collector (its folder; the name must end .prom).
+# METRICS_FILE = "/var/lib/node_exporter/textfile_collector/globus_auto.prom"
 # Refresh the Globus tokens when unused for this many days, so they never lapse.
 # AUTH_KEEPALIVE_DAYS = 30
 # Globus itself mails you about every task unless told not to. globus-auto
@@ -112,9 +161,9 @@ EMAIL_HOST = "smtp.example.org"
 # ---------------------------------------------------------------------------
 # Several jobs in one file. May be combined with the job above (named
 # "default"). Names are unique, letters, digits, ".", "_" and "-" only.
-# Each job may override src_local_dir, exclude, min_age, recursive_threshold
-# and email_recipients; otherwise it uses EXCLUDE, MIN_AGE,
-# RECURSIVE_THRESHOLD and EMAIL_RECIPIENTS above.
+# Each job may override src_local_dir, exclude, min_age, recursive_threshold,
+# email_recipients and max_tasks_in_flight; otherwise it uses EXCLUDE, MIN_AGE,
+# RECURSIVE_THRESHOLD, EMAIL_RECIPIENTS and MAX_TASKS_IN_FLIGHT above.
 # ---------------------------------------------------------------------------
 
 # TRANSFERS = [
@@ -127,6 +176,7 @@ EMAIL_HOST = "smtp.example.org"
 #         "exclude": ["*.partial"],
 #         "min_age": 600,
 #         "recursive_threshold": 5000,
+#         "max_tasks_in_flight": 1,  # bulk data: one task at a time
 #     },
 #     {
 #         "name": "processed",

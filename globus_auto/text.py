@@ -1,13 +1,15 @@
 """Text for people: byte counts, file names, secrets kept out of messages.
 
 One definition of each: the control-character pattern, the redaction of
-secrets. Imports only the standard library (the settings for type checking).
+secrets and of a URL's token. Imports only the standard library (the settings
+for type checking).
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+import urllib.parse
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -57,10 +59,11 @@ def printable_name(path: bytes) -> str:
 def secrets_of(settings: Settings) -> list[str]:
     """Values of ``settings`` that must never appear in a message or a file.
 
-    The client secret and the SMTP password; values shorter than 4 characters
-    are left alone, since replacing them would garble ordinary text.
+    The client secret, the SMTP password and the Apprise URLs (they hold
+    tokens); values shorter than 4 characters are left alone, since replacing
+    them would garble ordinary text.
     """
-    found = [settings.client_secret or ""]
+    found = [settings.client_secret or "", *settings.notify_urls]
     with contextlib.suppress(Exception):  # unreadable: then nothing to hide
         found.append(settings.smtp.password() or "")
     return [s for s in found if len(s) >= 4]
@@ -71,3 +74,17 @@ def redact(text: str, secrets: Sequence[str]) -> str:
     for secret in secrets:
         text = text.replace(secret, REDACTED)
     return text
+
+
+def redacted_url(url: str) -> str:
+    """The scheme and host of ``url``, enough to say where, without its path,
+    query or user info: a monitor's URL (a heartbeat, an Apprise URL) carries
+    its secret token there. ``(malformed)`` when neither can be told."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(malformed)"
+    if not parts.scheme or not parts.hostname:
+        return "(malformed)"
+    return f"{parts.scheme}://{parts.hostname}{port}/…"

@@ -22,7 +22,11 @@ def example_config() -> str:
 
 def write_example_config(path: Path) -> None:
     """Create ``path`` from the template; never overwrite an existing file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # Folders made here are 0700, as the XDG base directory spec asks: a
+    # config in a folder others may write is refused (settings.source).
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

@@ -24,6 +24,14 @@ CLIENT_SECRET_ENV = "GLOBUS_AUTO_CLIENT_SECRET"
 DEFAULT_PASSWORD_ENV = "GLOBUS_AUTO_EMAIL_PASSWORD"
 DEFAULT_JOB_NAME = "default"
 DEFAULT_RECURSIVE_THRESHOLD = 1000
+# Threads of the scan (stat, listing, reading): on NFS, Lustre and GPFS each
+# metadata call waits for a server that can answer many at once.
+DEFAULT_SCAN_THREADS = 16
+MAX_SCAN_THREADS = 256
+# Globus works on at most 3 transfer tasks of a user at once and queues the
+# rest (docs.globus.org/api/transfer/task_behavior, "Queuing"; GLOBUS.md).
+GLOBUS_TASKS_PER_USER = 3
+DEFAULT_MAX_TASKS_IN_FLIGHT = 2  # leaves one of the user's 3 for the others
 
 Security = Literal["starttls", "ssl", "none"]
 SECURITY_VALUES: tuple[Security, ...] = ("starttls", "ssl", "none")
@@ -80,6 +88,7 @@ class Job:
     min_age: float = 0.0
     recursive_threshold: int = DEFAULT_RECURSIVE_THRESHOLD
     email_recipients: tuple[str, ...] = ()
+    max_tasks_in_flight: int = DEFAULT_MAX_TASKS_IN_FLIGHT
 
     @property
     def identity(self) -> str:
@@ -107,6 +116,13 @@ class GlobusMailChoice:
     on_inactive: bool | None = None
 
 
+# Seconds for each whole call to Globus, its retries included: enough to list
+# a folder of 100,000 entries or send a document of several MB on a slow
+# link; short enough that a hung service ends the run (exit 6) before cron's
+# next runs pile up behind its lock.
+DEFAULT_GLOBUS_TIMEOUT = 300.0
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything loaded from one config file. Secrets stay out of ``repr``."""
@@ -120,10 +136,20 @@ class Settings:
     alert_repeat_hours: float = 24.0
     task_stuck_hours: float = 24.0
     heartbeat_url: str | None = None
+    # Alert channels besides mail: Apprise URLs (they hold tokens) and a command.
+    notify_urls: tuple[str, ...] = field(default=(), repr=False)
+    on_alert_command: tuple[str, ...] = ()  # argv; empty: none
+    notify_timeout: float = 20.0  # seconds for each notification call
+    globus_timeout: float = DEFAULT_GLOBUS_TIMEOUT  # GLOBUS_TIMEOUT
+    alert_after_failures: int = 2  # runs in a row before a passing kind alerts
+    metrics_file: Path | None = None  # a node_exporter textfile-collector file
     auth_keepalive_days: float = 30.0
+    scan_threads: int = DEFAULT_SCAN_THREADS  # 1: the serial walk
     globus_mails: GlobusMailChoice = GlobusMailChoice()
     jobs: tuple[Job, ...]
     notes: tuple[str, ...] = ()
+    # Secrets others may read: shown by `check`, logged by every run.
+    warnings: tuple[str, ...] = ()
 
     def recipients_for(self, job_name: str) -> tuple[str, ...]:
         """Who is mailed about a job: its own recipients (every job has the

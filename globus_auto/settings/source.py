@@ -1,5 +1,9 @@
 """Find the user's ``config.py``, refuse one others could change, execute it.
 
+Others could change it when the file, or a folder above it, is writable by
+group or others (:func:`check_config_file`); a secret in it that others can
+read gets a warning (:func:`secret_warnings`).
+
 The config file is Python, as in the LBNL ``globus_auto`` script: its names
 (``SRC_ID``, ``SRC_DIR``, ``DST_ID``, ``DST_DIR``, ``CLIENT_ID``, ``EMAIL_*``)
 still describe one job named ``default``. :func:`load_settings` is the one entry
@@ -21,7 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from globus_auto.errors import ConfigError
-from globus_auto.settings.model import CONFIG_ENV, Settings, default_config_path
+from globus_auto.settings.model import (
+    CLIENT_SECRET_ENV,
+    CONFIG_ENV,
+    Settings,
+    default_config_path,
+)
 from globus_auto.settings.validate import _Validator
 
 # The original LBNL script's login file, next to its config.py.
@@ -50,9 +59,48 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
     namespace = execute_config(path)
     settings = _Validator(path, namespace, env).settings()
     hint = upgrade_hint(settings)
-    if hint is None:
-        return settings
-    return dataclasses.replace(settings, notes=(*settings.notes, hint))
+    notes = settings.notes if hint is None else (*settings.notes, hint)
+    warnings = secret_warnings(settings, namespace)
+    return dataclasses.replace(settings, notes=notes, warnings=tuple(warnings))
+
+
+def secret_warnings(settings: Settings, namespace: Mapping[str, Any]) -> list[str]:
+    """One line, with the ``chmod`` that fixes it, for each secret that other
+    users can read: a config holding CLIENT_SECRET or NOTIFY_URLS (their tokens)
+    readable by group or others, and an EMAIL_PASSWORD_FILE likewise.
+
+    Why a warning, not a refusal: the config still works, and refusing would
+    stop the runs; but the secret should be treated as known to others.
+    """
+    found = []
+    held = [name for name in ("CLIENT_SECRET", "NOTIFY_URLS") if namespace.get(name)]
+    path = settings.config_path
+    if held and _readable_by_others(path):
+        out = (
+            f" (and take the secret out: ${CLIENT_SECRET_ENV} can hold CLIENT_SECRET)"
+            if "CLIENT_SECRET" in held
+            else ""
+        )
+        found.append(
+            f"{path}: holds {' and '.join(held)} and is readable by group or others; "
+            f"fix with `chmod go-r {shlex.quote(str(path))}`{out}"
+        )
+    password = settings.smtp.password_file
+    if password is not None and _readable_by_others(password):
+        found.append(
+            f"{password}: the SMTP password file (EMAIL_PASSWORD_FILE) is readable "
+            f"by group or others; fix with `chmod go-r {shlex.quote(str(password))}`"
+        )
+    return found
+
+
+def _readable_by_others(path: Path) -> bool:
+    """Whether group or others may read ``path`` (False if it cannot be stat'ed)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return bool(mode & (stat.S_IRGRP | stat.S_IROTH))
 
 
 def upgrade_hint(settings: Settings) -> str | None:
@@ -106,8 +154,35 @@ def check_config_file(path: Path) -> None:
             f"(uid {geteuid()}), and it is executed as code; fix with "
             f"`chown $(id -u) {path}` or use your own copy"
         )
+    problems += folder_problems(path)
     if problems:
         raise ConfigError("\n".join(problems))
+
+
+def folder_problems(path: Path) -> list[str]:
+    """The folders above the config that others could change it through.
+
+    Why: whoever may write to a folder may rename the config in it and put
+    their own there, which is then executed as code, exactly as when the file
+    itself is writable by others. Every folder up to ``/`` counts (as for
+    OpenSSH's files); one with the sticky bit (``/tmp``) lets nobody rename
+    another user's file, so it is fine.
+    """
+    found = []
+    # Both the folders of the name given and of the file a link points to.
+    for folder in dict.fromkeys([*path.absolute().parents, *path.resolve().parents]):
+        try:
+            mode = folder.stat().st_mode
+        except OSError:
+            continue
+        if mode & (stat.S_IWGRP | stat.S_IWOTH) and not mode & stat.S_ISVTX:
+            quoted = shlex.quote(str(folder))
+            found.append(
+                f"{path}: the folder {folder} is writable by group or others, so "
+                "they could replace the config, which is executed as code; fix "
+                f"with `chmod go-w {quoted}` or keep the config in a private folder"
+            )
+    return found
 
 
 def execute_config(path: Path) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 Every problem found is collected and reported in one :class:`ConfigError`, one
 line per problem, each naming the file and the variable, with a fix and a "did
-you mean" where one fits; unknown names are refused. Imports :mod:`.model`
-and :mod:`.values` (the checks of single values).
+you mean" where one fits; unknown names are refused. Imports :mod:`.model`,
+:mod:`.values` (the checks of single values), :mod:`.channels` (the SMTP and
+heartbeat settings) and :mod:`.overlap` (destinations that would lose data).
 """
 
 from __future__ import annotations
@@ -13,31 +14,31 @@ import re
 import types
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from globus_auto.errors import ConfigError
+from globus_auto.settings.channels import ChannelChecker
 from globus_auto.settings.model import (
     CLIENT_SECRET_ENV,
+    DEFAULT_GLOBUS_TIMEOUT,
     DEFAULT_JOB_NAME,
+    DEFAULT_MAX_TASKS_IN_FLIGHT,
     DEFAULT_PASSWORD_ENV,
     DEFAULT_RECURSIVE_THRESHOLD,
-    SECURITY_VALUES,
+    GLOBUS_TASKS_PER_USER,
     GlobusMailChoice,
     Job,
-    Security,
     Settings,
-    SmtpSettings,
     default_state_dir,
 )
+from globus_auto.settings.overlap import OverlapChecker
 from globus_auto.settings.values import (
     MISSING,
-    ValueChecker,
     describe,
     suggest,
 )
 
 JOB_NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
-ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # The original LBNL script's names (and SRC_LOCAL_DIR), which describe the job
 # named "default".
@@ -71,6 +72,7 @@ GLOBAL_NAMES = (
     "EXCLUDE",
     "MIN_AGE",
     "RECURSIVE_THRESHOLD",
+    "MAX_TASKS_IN_FLIGHT",
     "EMAIL_SENDER",
     "EMAIL_RECIPIENTS",
     "EMAIL_HOST",
@@ -82,7 +84,14 @@ GLOBAL_NAMES = (
     "ALERT_REPEAT_HOURS",
     "TASK_STUCK_HOURS",
     "HEARTBEAT_URL",
+    "NOTIFY_URLS",
+    "ON_ALERT_COMMAND",
+    "NOTIFY_TIMEOUT",
+    "GLOBUS_TIMEOUT",
+    "ALERT_AFTER_FAILURES",
+    "METRICS_FILE",
     "AUTH_KEEPALIVE_DAYS",
+    "SCAN_THREADS",
     "GLOBUS_NOTIFY_ON_SUCCEEDED",
     "GLOBUS_NOTIFY_ON_FAILED",
     "GLOBUS_NOTIFY_ON_INACTIVE",
@@ -97,6 +106,7 @@ JOB_OPTIONAL_KEYS = (
     "min_age",
     "recursive_threshold",
     "email_recipients",
+    "max_tasks_in_flight",
 )
 JOB_KEYS = JOB_REQUIRED_KEYS + JOB_OPTIONAL_KEYS
 
@@ -120,7 +130,7 @@ def _entry_label(where: str, key: str) -> str:
     return f"{where}.{key}"
 
 
-class _Validator(ValueChecker):
+class _Validator(ChannelChecker, OverlapChecker):
     """Turns an executed config namespace into Settings, collecting problems."""
 
     def settings(self) -> Settings:
@@ -134,10 +144,23 @@ class _Validator(ValueChecker):
         state_dir = self.local_dir("STATE_DIR", self.get("STATE_DIR"))
         email_sender = self.optional_address("EMAIL_SENDER", self.get("EMAIL_SENDER"))
         smtp = self.smtp()
-        alert_repeat = self.hours("ALERT_REPEAT_HOURS", 24.0)
-        stuck = self.hours("TASK_STUCK_HOURS", 24.0)
+        alert_repeat = self.time(
+            "ALERT_REPEAT_HOURS", self.get("ALERT_REPEAT_HOURS"), 24.0
+        )
+        stuck = self.time("TASK_STUCK_HOURS", self.get("TASK_STUCK_HOURS"), 24.0)
         heartbeat = self.heartbeat_url()
-        keepalive = self.hours("AUTH_KEEPALIVE_DAYS", 30.0)
+        notify_urls = self.notify_urls("NOTIFY_URLS", self.get("NOTIFY_URLS"))
+        on_alert = self.command("ON_ALERT_COMMAND", self.get("ON_ALERT_COMMAND"))
+        notify_timeout = self.seconds_above_zero("NOTIFY_TIMEOUT", 20.0)
+        globus_timeout = self.seconds_above_zero(
+            "GLOBUS_TIMEOUT", DEFAULT_GLOBUS_TIMEOUT
+        )
+        after_failures = self.count_from_one("ALERT_AFTER_FAILURES", 2)
+        metrics_file = self.prom_file("METRICS_FILE", self.get("METRICS_FILE"))
+        keepalive = self.time(
+            "AUTH_KEEPALIVE_DAYS", self.get("AUTH_KEEPALIVE_DAYS"), 30.0
+        )
+        scan_threads = self.scan_threads("SCAN_THREADS", self.get("SCAN_THREADS"))
         globus_mails = GlobusMailChoice(
             *(self.flag(f"GLOBUS_NOTIFY_ON_{e}") for e in GlobusMailChoice.EVENTS)
         )
@@ -160,7 +183,14 @@ class _Validator(ValueChecker):
             alert_repeat_hours=alert_repeat,
             task_stuck_hours=stuck,
             heartbeat_url=heartbeat,
+            notify_urls=notify_urls,
+            on_alert_command=on_alert,
+            notify_timeout=notify_timeout,
+            globus_timeout=globus_timeout,
+            alert_after_failures=after_failures,
+            metrics_file=metrics_file,
             auth_keepalive_days=keepalive,
+            scan_threads=scan_threads,
             globus_mails=globus_mails,
             jobs=jobs,
             notes=tuple(self.notes),
@@ -219,77 +249,22 @@ class _Validator(ValueChecker):
         )
         return None
 
-    def smtp(self) -> SmtpSettings:
-        host = self.get("EMAIL_HOST")
-        host = "localhost" if host is MISSING or host is None else host
-        port = self.get("EMAIL_PORT")
-        if port is MISSING or port is None:
-            port = None
-        elif (
-            not isinstance(port, int)
-            or isinstance(port, bool)
-            or not (0 < port < 65536)
-        ):
-            self.problem("EMAIL_PORT", f"must be a port number 1-65535, not {port!r}")
-            port = None
-        username = self.get("EMAIL_USERNAME")
-        password_env = self.get("EMAIL_PASSWORD_ENV")
-        if password_env is MISSING or password_env is None:
-            password_env = DEFAULT_PASSWORD_ENV
-        elif not isinstance(password_env, str) or not ENV_NAME_RE.fullmatch(
-            password_env
-        ):
+    def prom_file(self, where: str, value: object) -> Path | None:
+        """An absolute path ending in ``.prom``, or None if unset or wrong.
+
+        Why the suffix: node_exporter's textfile collector reads only ``*.prom``
+        files, so any other name would be written and never seen.
+        """
+        path = self.local_dir(where, value)
+        if path is not None and path.suffix != ".prom":
             self.problem(
-                "EMAIL_PASSWORD_ENV",
-                f"{password_env!r} is not an environment variable name",
+                where,
+                f"{str(path)!r} does not end in .prom, the only files node_exporter's "
+                "textfile collector reads; e.g. "
+                "'/var/lib/node_exporter/textfile_collector/globus_auto.prom'",
             )
-            password_env = DEFAULT_PASSWORD_ENV
-        return SmtpSettings(
-            host=self.string("EMAIL_HOST", host) or "localhost",
-            port=port,
-            security=self.security(),
-            username=None
-            if username is MISSING or username is None
-            else self.string("EMAIL_USERNAME", username),
-            password_file=self.local_dir(
-                "EMAIL_PASSWORD_FILE", self.get("EMAIL_PASSWORD_FILE")
-            ),
-            password_env=password_env,
-        )
-
-    def security(self) -> Security:
-        value = self.get("EMAIL_SECURITY")
-        if value is MISSING or value is None or value is False:
-            return "none"
-        if isinstance(value, str) and value.strip().lower() in SECURITY_VALUES:
-            return cast(Security, value.strip().lower())
-        hint = (
-            suggest(str(value).lower(), SECURITY_VALUES)
-            if isinstance(value, str)
-            else ""
-        )
-        self.problem(
-            "EMAIL_SECURITY",
-            f"{value!r} is not one of 'starttls', 'ssl', 'none'{hint}",
-        )
-        return "none"
-
-    def heartbeat_url(self) -> str | None:
-        value = self.get("HEARTBEAT_URL")
-        if value is MISSING or value is None:
             return None
-        if (
-            isinstance(value, str)
-            and value.startswith(("http://", "https://"))
-            and not any(ch.isspace() for ch in value)
-        ):
-            return value.rstrip("/")
-        self.problem(
-            "HEARTBEAT_URL",
-            f"{value!r} is not an http:// or https:// URL "
-            "(e.g. https://hc-ping.com/<uuid>)",
-        )
-        return None
+        return path
 
     # jobs ------------------------------------------------------------------------
 
@@ -298,7 +273,7 @@ class _Validator(ValueChecker):
         by TRANSFERS."""
         defaults = {
             "exclude": self.patterns("EXCLUDE", self.get("EXCLUDE")),
-            "min_age": float(self.number("MIN_AGE", self.get("MIN_AGE"), 0.0)),
+            "min_age": self.time("MIN_AGE", self.get("MIN_AGE"), 0.0),
             "recursive_threshold": int(
                 self.number(
                     "RECURSIVE_THRESHOLD",
@@ -309,6 +284,9 @@ class _Validator(ValueChecker):
             ),
             "email_recipients": self.recipients(
                 "EMAIL_RECIPIENTS", self.get("EMAIL_RECIPIENTS")
+            ),
+            "max_tasks_in_flight": self.tasks_in_flight(
+                "MAX_TASKS_IN_FLIGHT", self.get("MAX_TASKS_IN_FLIGHT")
             ),
         }
         placed: list[tuple[Job, Callable[[str], str]]] = []
@@ -437,8 +415,8 @@ class _Validator(ValueChecker):
         if values.get("exclude", MISSING) is not MISSING:
             result["exclude"] = self.patterns(label("exclude"), values["exclude"])
         if values.get("min_age", MISSING) is not MISSING:
-            result["min_age"] = float(
-                self.number(label("min_age"), values["min_age"], 0.0)
+            result["min_age"] = self.time(
+                label("min_age"), values["min_age"], 0.0, "MIN_AGE"
             )
         if values.get("recursive_threshold", MISSING) is not MISSING:
             result["recursive_threshold"] = int(
@@ -453,7 +431,29 @@ class _Validator(ValueChecker):
             result["email_recipients"] = self.recipients(
                 label("email_recipients"), values["email_recipients"]
             )
+        if values.get("max_tasks_in_flight", MISSING) is not MISSING:
+            result["max_tasks_in_flight"] = self.tasks_in_flight(
+                label("max_tasks_in_flight"), values["max_tasks_in_flight"]
+            )
         return result
+
+    def tasks_in_flight(self, where: str, value: object) -> int:
+        """MAX_TASKS_IN_FLIGHT: a whole number from 1 to Globus's 3 per user.
+
+        Why at most 3: Globus works on 3 tasks of a user at once and queues
+        the rest, so a fourth would only wait, ahead of the user's other tasks.
+        """
+        default = DEFAULT_MAX_TASKS_IN_FLIGHT
+        number = int(self.number(where, value, default, integer=True))
+        if not 1 <= number <= GLOBUS_TASKS_PER_USER:
+            self.problem(
+                where,
+                f"must be 1 to {GLOBUS_TASKS_PER_USER}, not {number}: Globus runs at "
+                f"most {GLOBUS_TASKS_PER_USER} tasks of a user at once and queues "
+                "the rest, so more would only wait",
+            )
+            return default
+        return number
 
     def check_unique(self, jobs: list[Job]) -> None:
         """Job names and identities must be unique (they key the datastore)."""

@@ -8,16 +8,23 @@ whole settings from these checks is :mod:`.validate`. Imports :mod:`.model`.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 import os
 import posixpath
+import shlex
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
-from globus_auto.settings.model import Job
+from globus_auto.clock import DURATION_UNITS, parse_duration
+from globus_auto.settings.model import (
+    DEFAULT_SCAN_THREADS,
+    MAX_SCAN_THREADS,
+)
+from globus_auto.settings.patterns import excludes_everything, pattern_problem
 
 
 class _Missing:
@@ -25,6 +32,42 @@ class _Missing:
 
 
 MISSING = _Missing()
+
+
+DAY = 86_400
+UNIT_NAMES = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+# Each time setting: its unit, the most it may be (seconds), and why.
+TIME_SETTINGS = {
+    "MIN_AGE": ("s", 30 * DAY, "a file would wait that long before it is sent"),
+    "ALERT_REPEAT_HOURS": (
+        "h",
+        30 * DAY,
+        "an open alert would be repeated that seldom",
+    ),
+    "TASK_STUCK_HOURS": ("h", 30 * DAY, "a stuck task would go unnoticed that long"),
+    "AUTH_KEEPALIVE_DAYS": (
+        "d",
+        150 * DAY,
+        "Globus drops a login left unused for 6 months (GLOBUS.md)",
+    ),
+    "NOTIFY_TIMEOUT": ("s", 3600, "a run would wait that long for one notification"),
+    "GLOBUS_TIMEOUT": ("s", DAY, "a run would wait that long for one Globus call"),
+}
+
+
+def duration_text(seconds: int) -> str:
+    """``30d``, ``6h``, ``15m`` or ``90s``: the largest unit that divides it."""
+    for unit in ("d", "h", "m"):
+        if seconds % DURATION_UNITS[unit] == 0:
+            return f"{seconds // DURATION_UNITS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+def is_placeholder(value: uuid.UUID) -> bool:
+    """Whether ``value`` is one of config.example.py's placeholders
+    (00000000-0000-0000-0000-000000000001 and so on): a UUID that small is
+    never a real collection or client, which are random (version 4)."""
+    return value.int < 2**16
 
 
 def is_number(value: object) -> bool:
@@ -42,6 +85,13 @@ def describe(value: object) -> str:
 def suggest(name: str, candidates: tuple[str, ...] | frozenset[str]) -> str:
     matches = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.6)
     return f"; did you mean {matches[0]}?" if matches else ""
+
+
+def _looks_like_url(text: str) -> bool:
+    """``scheme://rest`` with no white space: the shape of every Apprise URL."""
+    scheme, sep, rest = text.partition("://")
+    plain = not any(c.isspace() for c in text)
+    return bool(sep and rest and plain and scheme.replace("+", "").isalnum())
 
 
 class ValueChecker:
@@ -63,16 +113,24 @@ class ValueChecker:
         return self.ns.get(name, MISSING)
 
     def uuid_value(self, where: str, value: object, fix: str) -> str | None:
-        """A canonical lowercase UUID string, or None after recording a problem."""
+        """A canonical lowercase UUID string, or None after recording a problem
+        (also for the template's placeholders, see :func:`is_placeholder`)."""
+        found = None
         if isinstance(value, uuid.UUID):
-            return str(value)
-        if isinstance(value, str):
-            try:
-                return str(uuid.UUID(value.strip()))
-            except ValueError:
-                pass
-        self.problem(where, f"{value!r} is not a UUID; {fix}")
-        return None
+            found = value
+        elif isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                found = uuid.UUID(value.strip())
+        if found is None:
+            self.problem(where, f"{value!r} is not a UUID; {fix}")
+            return None
+        if is_placeholder(found):
+            self.problem(
+                where,
+                f"{found} is the template's placeholder, not a real UUID; {fix}",
+            )
+            return None
+        return str(found)
 
     def required_uuid(self, where: str, value: object, fix: str) -> str | None:
         if value is MISSING or value is None:
@@ -158,8 +216,120 @@ class ValueChecker:
         self.problem(name, f"must be True, False or None, not {describe(value)}")
         return None
 
-    def hours(self, name: str, default: float) -> float:
-        return float(self.number(name, self.get(name), default))
+    def scan_threads(self, where: str, value: object) -> int:
+        """SCAN_THREADS: a whole number from 1 (the serial walk) to 256."""
+        default = DEFAULT_SCAN_THREADS
+        number = int(self.number(where, value, default, integer=True))
+        if not 1 <= number <= MAX_SCAN_THREADS:
+            self.problem(
+                where,
+                f"must be 1 to {MAX_SCAN_THREADS}, not {number} (1: one thread, "
+                f"the default {default} suits NFS, Lustre and GPFS)",
+            )
+            return default
+        return number
+
+    def time(
+        self, where: str, value: object, default: float, name: str | None = None
+    ) -> float:
+        """A time setting (``name`` in TIME_SETTINGS, default ``where``) in its
+        own unit, or the default after a problem.
+
+        A number is in the setting's unit; a text such as '90s', '15m', '6h' or
+        '2d' (:func:`parse_duration`, as ``cron --every`` reads it) is converted
+        to it. From zero up to the setting's most.
+        """
+        if value is MISSING:
+            return default
+        unit, most, why = TIME_SETTINGS[name or where]
+        if isinstance(value, str):
+            try:
+                seconds = float(parse_duration(value, unit))
+            except ValueError as exc:
+                self.problem(where, str(exc))
+                return default
+            shown = repr(value)
+        else:
+            before = len(self.problems)
+            number = self.number(where, value, default)
+            if len(self.problems) > before:
+                return default
+            seconds = float(number) * DURATION_UNITS[unit]
+            shown = f"{number:g} {UNIT_NAMES[unit]}"
+        if seconds > most:
+            self.problem(
+                where,
+                f"{shown} is more than {duration_text(most)}, the most it may be "
+                f"({why}); write a shorter time",
+            )
+            return default
+        return seconds / DURATION_UNITS[unit]
+
+    def seconds_above_zero(self, name: str, default: float) -> float:
+        """A number of seconds more than zero (a deadline), else the default."""
+        seconds = self.time(name, self.get(name), default)
+        if seconds <= 0:
+            self.problem(name, "must be more than 0 seconds")
+            return default
+        return seconds
+
+    def count_from_one(self, name: str, default: int) -> int:
+        """A whole number of at least 1, else the default."""
+        count = int(self.number(name, self.get(name), default, integer=True))
+        if count < 1:
+            self.problem(name, f"must be 1 or more (1: alert at once), not {count}")
+            return default
+        return count
+
+    def notify_urls(self, where: str, value: object) -> tuple[str, ...]:
+        """Apprise URLs (``scheme://...``), one string or a list of them.
+
+        Never echoes a value: these URLs hold tokens. Whether Apprise knows the
+        scheme is for ``globus-auto check``: loading the config imports no Apprise.
+        """
+        if value is MISSING or value is None:
+            return ()
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            kind = type(value).__name__  # not the value: it may hold a token
+            self.problem(where, f"must be a list of Apprise URLs, not a {kind}")
+            return ()
+        urls = []
+        for i, item in enumerate(items):
+            if isinstance(item, str) and _looks_like_url(item):
+                urls.append(item)
+                continue
+            self.problem(
+                f"{where}[{i}]",
+                "is not an Apprise URL like 'ntfy://ntfy.sh/topic' or "
+                "'slack://T/B/C' (see github.com/caronc/apprise/wiki)",
+            )
+        return tuple(urls)
+
+    def command(self, where: str, value: object) -> tuple[str, ...]:
+        """A command as a list of arguments, or one string split as a shell would
+        (no shell runs it: write ["sh", "-c", "..."] for one)."""
+        if value is MISSING or value is None:
+            return ()
+        if isinstance(value, str):
+            try:
+                value = shlex.split(value)
+            except ValueError as exc:
+                self.problem(where, f"cannot be split into arguments: {exc}")
+                return ()
+        if (
+            not isinstance(value, (list, tuple))
+            or not value
+            or not all(isinstance(arg, str) and "\x00" not in arg for arg in value)
+            or not value[0]
+        ):
+            self.problem(
+                where,
+                "must be a command such as ['/usr/local/bin/page-oncall', '--team', "
+                f"'data'] or one string, not {describe(value)}",
+            )
+            return ()
+        return tuple(value)
 
     def address(self, where: str, value: object) -> str | None:
         text = self.string(where, value)
@@ -190,7 +360,9 @@ class ValueChecker:
         return tuple(address for address in found if address is not None)
 
     def patterns(self, where: str, value: object) -> tuple[str, ...]:
-        """Glob patterns relative to the source root."""
+        """EXCLUDE patterns: gitignore rules over paths relative to the source
+        root (:mod:`.patterns`); a set that would exclude everything is refused.
+        """
         if value is MISSING or value is None:
             return ()
         if isinstance(value, str):
@@ -203,109 +375,16 @@ class ValueChecker:
         result = []
         for i, item in enumerate(value):
             pattern = self.string(f"{where}[{i}]", item)
-            if pattern is None:
-                continue
-            if pattern.startswith("/"):
-                self.problem(
-                    f"{where}[{i}]",
-                    f"{pattern!r}: patterns are relative to the source root; "
-                    f"write {pattern.lstrip('/')!r}",
-                )
-                continue
-            result.append(pattern)
+            problem = None if pattern is None else pattern_problem(pattern)
+            if problem is not None:
+                self.problem(f"{where}[{i}]", problem)
+            elif pattern is not None:
+                result.append(pattern)
+        if excludes_everything(result):
+            self.problem(
+                where,
+                f"{result!r} excludes every file and folder, so nothing would ever "
+                "be sent; remove the catch-all pattern, or re-include what to send "
+                "after it, e.g. ['*', '!*/', '!*.h5']",
+            )
         return tuple(result)
-
-    # paths that would lose data ---------------------------------------------------
-
-    def check_own_paths(self, job: Job, label: Callable[[str], str]) -> None:
-        """Refuse a job whose destination and source overlap on one collection.
-
-        Why each case loses data or loops: a destination equal to the source
-        copies every file onto itself; one inside the source is itself part of
-        the source, so every run sends its own output again, one level deeper,
-        without end; a source inside the destination means a source folder
-        whose relative path begins with the source's own place in the
-        destination (say /data/raw/raw/f, sent from /data/raw to /data) is
-        written over the source's own files (/data/raw/f).
-        """
-        if job.src_id != job.dst_id:
-            return
-        src, dst = job.src_dir, job.dst_dir
-        if dst == src:
-            how = "is its source folder"
-        elif is_inside(dst, src):
-            how = "is inside its source folder, so every run would send its own "
-            how += "output again, one level deeper"
-        elif is_inside(src, dst):
-            how = "contains its source folder, so files sent could overwrite the "
-            how += "source's own files"
-        else:
-            return
-        self.problem(
-            label("dst_dir"),
-            f"job {job.name!r}: the destination {dst} {how} ({label('src_dir')} "
-            f"{src}, both on collection {job.src_id}); choose a destination outside "
-            "the source folder, or on another collection",
-        )
-
-    def check_destinations(
-        self, placed: Sequence[tuple[Job, Callable[[str], str]]]
-    ) -> None:
-        """Refuse two jobs writing the same destination folder, or one inside
-        the other's, on one collection.
-
-        Why: a file of one job (say results.csv) would silently replace the
-        other's of the same name, and neither job would ever notice. Two jobs
-        with the same source and different destinations are fine.
-        """
-        for i, (second, second_label) in enumerate(placed):
-            for first, first_label in placed[:i]:
-                if first.identity == second.identity:
-                    continue  # already refused as a duplicate job
-                clash = destination_clash(first, second)
-                if clash is None:
-                    continue
-                a, b = first_label("dst_dir"), second_label("dst_dir")
-                outer = min(first.dst_dir, second.dst_dir, key=len)
-                self.problem(
-                    b,
-                    f"jobs {first.name!r} and {second.name!r} {clash} on collection "
-                    f"{second.dst_id} ({a} {first.dst_dir}, {b} {second.dst_dir}): "
-                    "files of the same name would overwrite each other; give each "
-                    "job its own destination folder, neither inside the other, e.g. "
-                    f"{posixpath.join(outer, first.name)} and "
-                    f"{posixpath.join(outer, second.name)}",
-                )
-
-
-def is_inside(path: str, folder: str) -> bool:
-    """True when ``path`` is strictly below ``folder`` (both normalized), at a
-    '/' boundary: /data/run2 is not inside /data/run."""
-    prefix = folder if folder.endswith("/") else folder + "/"
-    return path != folder and path.startswith(prefix)
-
-
-def destination_clash(first: Job, second: Job) -> str | None:
-    """How two jobs' destinations overlap, as words to follow "jobs 'a' and
-    'b'", or None when they are apart.
-
-    Collection ids are canonical lowercase UUIDs and paths normalized by the
-    value checks, so plain comparison is exact. One destination inside the
-    other is allowed only when the sources nest the same way on the same
-    collection, as then both jobs send the same file to every path.
-    """
-    if first.dst_id != second.dst_id:
-        return None
-    if first.dst_dir == second.dst_dir:
-        return f"both write to {first.dst_dir}"
-    outer, inner = sorted((first, second), key=lambda job: len(job.dst_dir))
-    if not is_inside(inner.dst_dir, outer.dst_dir):
-        return None
-    # The same nesting on the source side (/src -> /dst and /src/sub ->
-    # /dst/sub) sends the same file to each path: redundant, never a loss.
-    sub = posixpath.relpath(inner.dst_dir, outer.dst_dir)
-    if inner.src_id == outer.src_id and inner.src_dir == posixpath.join(
-        outer.src_dir, sub
-    ):
-        return None
-    return "write to folders one inside the other"

@@ -346,5 +346,5 @@ def test_counts_are_singular_for_one_and_have_thousands_separators(
     status = invoke("--config", str(config), "status").stdout
     assert "  tracked     1 file\n" in status
     assert "  waiting     0 files (0 B) not yet delivered" in status
-    reset = invoke("--config", str(config), "reset")
+    reset = invoke("--config", str(config), "reset", "--yes")
     assert reset.stdout == "default: forgot 1 file; the next run sends everything\n"

@@ -314,7 +314,10 @@ def test_init_writes_a_private_template_that_names_what_to_fill_in(
     assert "SRC_ID" in config.read_text()
     again = run(config, "init")  # never overwrites
     assert again.exit_code == 2 and "exists already" in again.output
-    # The untouched template loads, and a run says what is missing next.
+    # The untouched template is refused, naming each placeholder to fill in.
     loaded = run(config, "run")
-    assert loaded.exit_code == 3, loaded.output
-    assert "login" in loaded.output and "Traceback" not in loaded.output
+    assert loaded.exit_code == 2, loaded.output
+    for name in ("CLIENT_ID", "SRC_ID", "DST_ID"):
+        assert f"{name}: 00000000-0000-0000-0000-0000000000" in loaded.output
+    assert "is the template's placeholder" in loaded.output
+    assert "Traceback" not in loaded.output

@@ -298,16 +298,38 @@ def test_globus_auto_exclude_name_suffixes_go_as_filter_rules(
 def test_globus_auto_exclude_paths_never_become_filter_rules(
     globus_env: TestEmulator, tmp_path: Path
 ) -> None:
-    """'cache' means the top-level cache/ only; as a filter rule it would also
+    """'/cache' means the top-level cache/ only; as a filter rule it would also
     drop d/cache/y, which would then be settled as delivered without being sent."""
     emu = globus_env
     src, dst = emu.src_root / "data", emu.dst_root / "backup"
     put(src, ["a.tmp", "cache/x", "d/cache/y", "keep.txt", "d/e.txt", "d/f/g.bin"])
     config = write_config(
-        tmp_path / "config.py", emu, EXCLUDE=["*.tmp", "cache"], RECURSIVE_THRESHOLD=2
+        tmp_path / "config.py", emu, EXCLUDE=["*.tmp", "/cache"], RECURSIVE_THRESHOLD=2
     )
     result = CliRunner().invoke(cli, ["--config", str(config), "run", "--wait"])
     assert result.exit_code == 0, result.output
     (task,) = emu.transfer.tasks.values()
     assert task.status == "SUCCEEDED" and not task.items[0].recursive
     assert files_under(dst) == {"d/cache/y", "keep.txt", "d/e.txt", "d/f/g.bin"}
+
+
+def test_globus_auto_bare_names_match_at_any_depth_as_filter_rules_do(
+    globus_env: TestEmulator, tmp_path: Path
+) -> None:
+    """A bare name ('cache') and a '**/' one match at every depth, as gitignore
+    and a Globus filter rule both do, so they go as rules of a recursive task."""
+    emu = globus_env
+    src, dst = emu.src_root / "data", emu.dst_root / "backup"
+    put(src, ["a.tmp", "cache/x", "d/cache/y", "keep.txt", "d/e.txt", "d/f/g.bin"])
+    config = write_config(
+        tmp_path / "config.py",
+        emu,
+        EXCLUDE=["**/*.tmp", "cache"],
+        RECURSIVE_THRESHOLD=2,
+    )
+    result = CliRunner().invoke(cli, ["--config", str(config), "run", "--wait"])
+    assert result.exit_code == 0, result.output
+    (task,) = emu.transfer.tasks.values()
+    assert task.status == "SUCCEEDED" and task.items[0].recursive
+    assert [r["name"] for r in task.options["filter_rules"]] == ["*.tmp", "cache"]
+    assert files_under(dst) == {"keep.txt", "d/e.txt", "d/f/g.bin"}

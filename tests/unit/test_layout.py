@@ -213,6 +213,7 @@ PURE_STDLIB = {
     "posixpath",
     "re",
     "typing",
+    "urllib.parse",
 }
 
 

@@ -30,10 +30,12 @@ def test_label_fits_globus_rules() -> None:
 def test_recursion_only_when_nothing_must_be_held_back() -> None:
     assert plan.may_recurse(("*.tmp",), 0, 0)
     assert not plan.may_recurse(("cache/*",), 0, 0)  # a path, not a name
-    # "cache" as a path is the top-level folder only; as a Globus filter rule it
-    # would drop every "cache" at any depth.
-    assert not plan.may_recurse(("cache",), 0, 0)
-    assert not plan.may_recurse(("*o*r",), 0, 0)
+    # A bare name matches at any depth, in gitignore rules as in a Globus
+    # filter rule; "/cache" is the top-level folder only, which no rule says.
+    assert plan.may_recurse(("cache", "*o*r", "**/core.[0-9]"), 0, 0)
+    assert not plan.may_recurse(("/cache",), 0, 0)
+    assert not plan.may_recurse(("build/",), 0, 0)  # folders only
+    assert not plan.may_recurse(("*.tmp", "!keep.tmp"), 0, 0)
     assert plan.may_recurse(("*.tmp", "*~"), 0, 0)
     assert not plan.may_recurse((), 3, 0)  # too-young files would go too
     assert not plan.may_recurse((), 0, 1)  # unsendable files would go too

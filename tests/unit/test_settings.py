@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import textwrap
+import uuid
 from pathlib import Path
 
 import pytest
 
 from globus_auto.errors import ConfigError
-from globus_auto.settings import model, source, validate
+from globus_auto.settings import model, source, validate, values
 
 REPO = Path(__file__).resolve().parents[2]
 SRC = "6a1f6f2e-5e5b-4c3e-9e1a-0c1d2e3f4a5b"
@@ -92,16 +94,50 @@ def test_seed_config_loads_as_one_default_job(tmp_path: Path) -> None:
     assert any("PYTHON_PATH" in note for note in settings.notes)
 
 
-def test_example_config_loads(tmp_path: Path) -> None:
+PLACEHOLDER_RE = re.compile(r"0{8}-0{4}-0{4}-0{4}-0{10}\d\d")
+
+
+def with_real_ids(text: str) -> str:
+    """The template with each placeholder UUID made a real-looking one."""
+    return PLACEHOLDER_RE.sub(
+        lambda m: str(uuid.uuid5(uuid.NAMESPACE_URL, m.group())), text
+    )
+
+
+def test_example_config_is_refused_until_its_placeholders_are_replaced(
+    tmp_path: Path,
+) -> None:
     text = (REPO / "config.example.py").read_text()
-    settings = load(tmp_path, text)
+    lines = problems(tmp_path, text)
+    assert sorted(line.split(": ")[1] for line in lines) == [
+        "CLIENT_ID",
+        "DST_ID",
+        "SRC_ID",
+    ]
+    assert all("is the template's placeholder, not a real UUID" in x for x in lines)
+    assert all("app.globus.org" in line for line in lines)
+    settings = load(tmp_path, with_real_ids(text))
     assert [job.name for job in settings.jobs] == ["default"]
+
+
+def test_every_uuid_of_the_template_counts_as_a_placeholder() -> None:
+    """`init` writes the same file, so its placeholders are refused too."""
+    from globus_auto.cli.init import example_config
+
+    text = example_config()
+    assert text == (REPO / "config.example.py").read_text()
+    found = re.findall(
+        r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", text
+    )
+    assert len(found) >= 3
+    assert all(values.is_placeholder(uuid.UUID(u)) for u in found)
+    assert not values.is_placeholder(uuid.UUID(SRC))
 
 
 def test_example_config_transfers_block_loads_when_uncommented(
     tmp_path: Path,
 ) -> None:
-    text = (REPO / "config.example.py").read_text()
+    text = with_real_ids((REPO / "config.example.py").read_text())
     start = text.index("# TRANSFERS = [")
     block = "\n".join(line[2:] for line in text[start:].splitlines())
     settings = load(tmp_path, text[:start] + block)
@@ -348,7 +384,8 @@ def test_seed_job_needs_all_four_names(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "needle"),
     [
-        ("MIN_AGE = '5'", "MIN_AGE: must be a number"),
+        ("MIN_AGE = '5 minutes'", "MIN_AGE: '5 minutes' is not a time; write"),
+        ("MIN_AGE = [5]", "MIN_AGE: must be a number"),
         ("MIN_AGE = True", "MIN_AGE: must be a number"),
         ("MIN_AGE = float('nan')", "MIN_AGE: must be zero or more"),
         ("MIN_AGE = float('inf')", "MIN_AGE: must be a finite number"),
@@ -366,11 +403,16 @@ def test_seed_job_needs_all_four_names(tmp_path: Path) -> None:
         ("RECURSIVE_THRESHOLD = 1.5", "RECURSIVE_THRESHOLD: must be a whole number"),
         ("RECURSIVE_THRESHOLD = -3", "RECURSIVE_THRESHOLD: must be zero or more"),
         ("ALERT_REPEAT_HOURS = -1", "ALERT_REPEAT_HOURS: must be zero or more"),
-        ("TASK_STUCK_HOURS = 'x'", "TASK_STUCK_HOURS: must be a number"),
+        ("TASK_STUCK_HOURS = 'x'", "TASK_STUCK_HOURS: 'x' is not a time"),
         ("AUTH_KEEPALIVE_DAYS = -0.5", "AUTH_KEEPALIVE_DAYS: must be zero or more"),
         ("EXCLUDE = 5", "EXCLUDE: must be a list of glob patterns"),
         ("EXCLUDE = ['']", "EXCLUDE[0]: must be a non-empty string"),
-        ("EXCLUDE = ['/abs']", "EXCLUDE[0]: '/abs': patterns are relative"),
+        ("EXCLUDE = ['#x']", "EXCLUDE[0]: '#x' starts with '#'"),
+        ("EXCLUDE = ['a[']", "EXCLUDE[0]: 'a[' is not a gitignore pattern"),
+        ("EXCLUDE = ['!']", "EXCLUDE[0]: '!' is not a gitignore pattern"),
+        ("EXCLUDE = ['*']", "EXCLUDE: ['*'] excludes every file and folder"),
+        ("EXCLUDE = ['**']", "EXCLUDE: ['**'] excludes every file and folder"),
+        ("EXCLUDE = ['x', '/*']", "EXCLUDE: ['x', '/*'] excludes every file"),
         ("EMAIL_RECIPIENTS = 5", "EMAIL_RECIPIENTS: must be a list"),
         ("EMAIL_RECIPIENTS = ['nobody']", "EMAIL_RECIPIENTS[0]: 'nobody' is not"),
         ("EMAIL_SENDER = 'a@b\\nBcc: x@y'", "EMAIL_SENDER: 'a@b\\nBcc: x@y' is not"),
@@ -671,3 +713,204 @@ def test_default_locations() -> None:
     assert model.default_config_path().name == "config.py"
     assert model.default_config_path().parent.name == "globus_auto"
     assert model.default_state_dir().name == "globus_auto"
+
+
+# --- time settings: numbers in their own unit, or 90s / 15m / 6h / 2d -------------
+
+
+@pytest.mark.parametrize(
+    ("line", "attribute", "expected"),
+    [
+        ("MIN_AGE = 300", "min_age", 300.0),
+        ("MIN_AGE = '5m'", "min_age", 300.0),
+        ("MIN_AGE = '90s'", "min_age", 90.0),
+        ("MIN_AGE = ' 2 H '", "min_age", 7200.0),
+        ("MIN_AGE = '45'", "min_age", 45.0),  # a bare number keeps the unit
+        ("ALERT_REPEAT_HOURS = '90m'", "alert_repeat_hours", 1.5),
+        ("ALERT_REPEAT_HOURS = '2d'", "alert_repeat_hours", 48.0),
+        ("TASK_STUCK_HOURS = '6h'", "task_stuck_hours", 6.0),
+        ("TASK_STUCK_HOURS = 0.5", "task_stuck_hours", 0.5),
+        ("AUTH_KEEPALIVE_DAYS = '2d'", "auth_keepalive_days", 2.0),
+        ("AUTH_KEEPALIVE_DAYS = '36h'", "auth_keepalive_days", 1.5),
+        ("NOTIFY_TIMEOUT = '30s'", "notify_timeout", 30.0),
+        ("NOTIFY_TIMEOUT = '1m'", "notify_timeout", 60.0),
+    ],
+)
+def test_time_settings_accept_units(
+    tmp_path: Path, line: str, attribute: str, expected: float
+) -> None:
+    settings = load(tmp_path, MINIMAL + line + "\n")
+    owner = settings.jobs[0] if attribute == "min_age" else settings
+    assert getattr(owner, attribute) == expected
+
+
+def test_a_job_s_min_age_accepts_units_too(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        "TRANSFERS = [dict(name='j', src_id=SRC_ID, src_dir='/s', dst_id=DST_ID,"
+        " dst_dir='/d', min_age='15m')]\n"
+    )
+    assert load(tmp_path, text).job("j").min_age == 900.0
+
+
+@pytest.mark.parametrize(
+    ("line", "needle"),
+    [
+        ("MIN_AGE = 1e12", "MIN_AGE: 1e+12 seconds is more than 30d, the most"),
+        ("MIN_AGE = '31d'", "MIN_AGE: '31d' is more than 30d"),
+        ("ALERT_REPEAT_HOURS = 1e300", "ALERT_REPEAT_HOURS: 1e+300 hours is more"),
+        ("TASK_STUCK_HOURS = 10**6", "TASK_STUCK_HOURS: 1e+06 hours is more than"),
+        (
+            "AUTH_KEEPALIVE_DAYS = 200",
+            "AUTH_KEEPALIVE_DAYS: 200 days is more than 150d",
+        ),
+        ("NOTIFY_TIMEOUT = '2h'", "NOTIFY_TIMEOUT: '2h' is more than 1h"),
+        ("MIN_AGE = '5 min'", "MIN_AGE: '5 min' is not a time; write a whole number"),
+        ("MIN_AGE = '-5m'", "MIN_AGE: '-5m' is not a time"),
+        ("MIN_AGE = '1.5h'", "MIN_AGE: '1.5h' is not a time"),
+        (
+            "TRANSFERS = [dict(name='j', src_id=SRC_ID, src_dir='/s', dst_id=DST_ID,"
+            " dst_dir='/d', min_age=1e12)]",
+            "TRANSFERS[0].min_age: 1e+12 seconds is more than 30d",
+        ),
+    ],
+)
+def test_time_settings_are_bounded_with_a_clear_message(
+    tmp_path: Path, line: str, needle: str
+) -> None:
+    assert needle in one_problem(tmp_path, MINIMAL + line + "\n")
+
+
+def test_cron_every_and_the_settings_read_durations_alike() -> None:
+    from globus_auto.cli.cron import schedule_for
+    from globus_auto.clock import parse_duration
+
+    assert parse_duration("15m", "s") == 900 and schedule_for("15m") == "*/15 * * * *"
+    assert parse_duration("15", "m") == 900 and schedule_for("15") == "*/15 * * * *"
+    assert parse_duration("2d", "h") == 172_800
+    with pytest.raises(ValueError, match="not an interval"):
+        schedule_for("90s")  # cron runs at whole minutes
+
+
+# --- collection and client ids ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "placeholder"),
+    [
+        ("SRC_ID", "00000000-0000-0000-0000-000000000001"),
+        ("DST_ID", "00000000-0000-0000-0000-000000000002"),
+        ("CLIENT_ID", "00000000-0000-0000-0000-000000000003"),
+    ],
+)
+def test_placeholder_uuids_are_refused_naming_the_variable(
+    tmp_path: Path, name: str, placeholder: str
+) -> None:
+    text = re.sub(rf"^{name} = .*$", f"{name} = {placeholder!r}", MINIMAL, flags=re.M)
+    line = one_problem(tmp_path, text)
+    assert f": {name}: {placeholder} is the template's placeholder" in line
+
+
+# --- HEARTBEAT_URL's token never in a message -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("hc-ping.com/0f1e-secret-token", "(malformed)"),
+        ("ftp://hc-ping.com/0f1e-secret-token", "ftp://hc-ping.com/…"),
+        ("https://hc-ping.com/0f1e-secret-token now", "https://hc-ping.com/…"),
+        ("https://user:0f1e-secret-token@example.org/x y", "https://example.org/…"),
+    ],
+)
+def test_a_malformed_heartbeat_url_is_not_echoed(
+    tmp_path: Path, url: str, shown: str
+) -> None:
+    line = one_problem(tmp_path, MINIMAL + f"HEARTBEAT_URL = {url!r}\n")
+    assert f"HEARTBEAT_URL: {shown} is not an http:// or https:// URL" in line
+    assert "secret-token" not in line
+
+
+def test_a_heartbeat_url_of_another_type_is_named_by_type(tmp_path: Path) -> None:
+    line = one_problem(tmp_path, MINIMAL + "HEARTBEAT_URL = ['https://x/t0k3n']\n")
+    assert "HEARTBEAT_URL: a list is not" in line and "t0k3n" not in line
+
+
+# --- EXCLUDE -----------------------------------------------------------------------
+
+
+def test_exclude_patterns_are_gitignore_rules(tmp_path: Path) -> None:
+    patterns = ["cache", "/top-only", "build/", "**/*.tmp", "!keep.tmp", "\\#x"]
+    job = load(tmp_path, MINIMAL + f"EXCLUDE = {patterns!r}\n").jobs[0]
+    assert job.exclude == tuple(patterns)
+    catch_all = ["*", "!*/", "!*.h5"]  # re-includes: allowed
+    assert load(tmp_path, MINIMAL + f"EXCLUDE = {catch_all!r}\n").jobs[0].exclude
+
+
+# --- files others could change or read ---------------------------------------------
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o775, 0o757])
+def test_a_config_in_a_folder_others_may_write_is_refused(
+    tmp_path: Path, mode: int
+) -> None:
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    path = write(folder, MINIMAL)
+    folder.chmod(mode)
+    with pytest.raises(ConfigError) as info:
+        source.load_settings(path, {})
+    assert str(info.value) == (
+        f"{path}: the folder {folder} is writable by group or others, so they could "
+        "replace the config, which is executed as code; fix with "
+        f"`chmod go-w {folder}` or keep the config in a private folder"
+    )
+
+
+def test_a_folder_above_it_counts_too_unless_sticky(tmp_path: Path) -> None:
+    outer = tmp_path / "outer"
+    (outer / "inner").mkdir(parents=True)
+    path = write(outer / "inner", MINIMAL)
+    outer.chmod(0o777)
+    with pytest.raises(ConfigError, match=f"the folder {outer} is writable"):
+        source.load_settings(path, {})
+    outer.chmod(0o1777)  # sticky, as /tmp: nobody may rename another's file
+    assert source.load_settings(path, {}).jobs
+
+
+def test_a_config_link_in_a_folder_others_may_write_is_refused(tmp_path: Path) -> None:
+    private, shared = tmp_path / "private", tmp_path / "shared"
+    private.mkdir()
+    shared.mkdir()
+    target = write(private, MINIMAL)
+    link = shared / "config.py"
+    link.symlink_to(target)
+    shared.chmod(0o777)
+    with pytest.raises(ConfigError, match=f"the folder {shared} is writable"):
+        source.load_settings(link, {})
+
+
+def test_a_readable_config_holding_a_secret_gets_a_warning(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + "CLIENT_SECRET = 'very-secret'\n")
+    assert source.load_settings(path, {}).warnings == ()
+    path.chmod(0o640)
+    (warning,) = source.load_settings(path, {}).warnings
+    assert warning == (
+        f"{path}: holds CLIENT_SECRET and is readable by group or others; fix with "
+        f"`chmod go-r {path}` (and take the secret out: $GLOBUS_AUTO_CLIENT_SECRET "
+        "can hold CLIENT_SECRET)"
+    )
+    plain = write(tmp_path, MINIMAL, name="plain.py")
+    plain.chmod(0o644)  # nothing secret in it: fine
+    assert source.load_settings(plain, {}).warnings == ()
+
+
+def test_a_readable_password_file_gets_a_warning(tmp_path: Path) -> None:
+    secret = tmp_path / "smtp-password"
+    secret.write_text("pw\n")
+    secret.chmod(0o600)
+    text = MINIMAL + f"EMAIL_PASSWORD_FILE = {str(secret)!r}\n"
+    assert load(tmp_path, text).warnings == ()
+    secret.chmod(0o604)
+    (warning,) = load(tmp_path, text).warnings
+    assert warning.startswith(f"{secret}: the SMTP password file")
+    assert warning.endswith(f"fix with `chmod go-r {secret}`")
