@@ -79,13 +79,21 @@ def write_private_json(path: Path, data: Any) -> None:
     crash mid-write must leave the old file or the new one, never half of each.
     """
     ensure_private_dir(path.parent)
+    text = json.dumps(data, indent=1, sort_keys=True)
+    replace_file(path, text.encode("utf-8"), 0o600)
+
+
+def replace_file(path: Path, content: bytes, mode: int) -> None:
+    """Replace ``path`` with ``content`` atomically, with ``mode`` whatever the
+    umask; the temporary file (``.NAME.xxxx`` beside it) never outlives a failure.
+    """
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(temporary, 0o600)
+        os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

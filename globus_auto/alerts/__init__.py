@@ -1,3 +1,4 @@
-"""Alerts: the pure policy (new, repeated, resolved), the wording of a mail, and
-their delivery over SMTP and the heartbeat.
+"""Alerts: the pure policy (new, repeated, resolved; per channel; the grace),
+the wording, and their delivery over the channels (mail, Apprise, a command
+hook) and the heartbeat, each call with a deadline.
 """

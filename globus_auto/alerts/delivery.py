@@ -1,24 +1,29 @@
-"""After the jobs ran: decide, send and remember alert mails; ping the heartbeat.
+"""Around the jobs: ping the heartbeat; after them, decide, send and remember alerts.
 
 The decisions are :func:`globus_auto.alerts.policy.plan_alerts`; this module
-moves records between it, the alert store and the mail server. A mail that
-cannot be sent is logged and retried by the next run; it never fails the run.
+moves records between it, the alert store and the channels (mail, Apprise, the
+command hook: :mod:`.channels.registry`). A message that cannot be sent is
+logged and retried by the next run on that channel alone; it never fails the
+run. Each call has ``NOTIFY_TIMEOUT`` for the whole of it, and all of one run's
+alerts together at most :data:`BUDGET_CALLS` times that: what does not fit goes
+out with the next run.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Collection, Sequence
+import time
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from globus_auto.alerts import policy
-from globus_auto.alerts.heartbeat import ping_heartbeat
-from globus_auto.alerts.message import compose
+from globus_auto.alerts import heartbeat, policy
+from globus_auto.alerts.channels import registry
+from globus_auto.alerts.deadline import Budget
+from globus_auto.alerts.message import Notice
 from globus_auto.alerts.policy import AlertRecord
-from globus_auto.alerts.smtp import send_mail
 from globus_auto.alerts.store import (
     AlertStore,
     FallbackAlertStore,
@@ -51,7 +56,7 @@ class RunOutcome(Protocol):
     def cleared(self) -> Collection[Kind]: ...
 
 
-HEARTBEAT_TIMEOUT = 10.0  # seconds; a slow monitor must not hold up cron
+BUDGET_CALLS = 5  # a run's alerts take at most this many NOTIFY_TIMEOUTs
 
 
 def after_run(
@@ -75,11 +80,13 @@ def process_alerts(
     reports: Sequence[RunOutcome],
     now: datetime,
     extra_problems: Sequence[Problem] = (),
+    clock: Callable[[], float] = time.monotonic,
 ) -> int:
-    """Send what the reports call for; returns how many mails went out.
+    """Send what the reports call for; returns how many messages went out.
 
     ``extra_problems`` are reported besides the reports' own (e.g. a datastore
-    that was reset before the jobs ran).
+    that was reset before the jobs ran); ``clock`` is the monotonic clock of
+    the run's budget for alerts.
     """
     if not isinstance(store, FallbackAlertStore):
         _adopt_fallback(settings, store)
@@ -91,21 +98,45 @@ def process_alerts(
         problems = with_pending(settings, store, problems)
     cleared = [(r.job, kind) for r in reports for kind in r.cleared]
     records = _configured_only(settings, store, open_alerts(store))
-    outgoing = policy.plan_alerts(
-        records, problems, cleared, now, timedelta(hours=settings.alert_repeat_hours)
+    plan = policy.plan_alerts(
+        records,
+        problems,
+        cleared,
+        now,
+        timedelta(hours=settings.alert_repeat_hours),
+        channels=lambda job: registry.channels_for(settings, job),
+        after_failures=settings.alert_after_failures,
+    )
+    sender = _Sender(
+        settings, now, Budget(BUDGET_CALLS * settings.notify_timeout, clock)
     )
     sent = 0
-    mailer = _Mailer(settings, now)
-    for item in outgoing:
-        ok = mailer.deliver(item)
-        sent += int(ok and item.message_kind is not None and mailer.mailed)
-        record = policy.record_after_send(item, ok, now)
+    for decision in plan:
+        delivered = sender.deliver(decision)
+        sent += len(delivered)
+        _note_told(settings, reports, decision.record.job, delivered)
+        record = policy.record_after_send(decision, delivered, now)
         store.put_alert(
-            item.record.job,
-            item.record.kind.value,
+            decision.record.job,
+            decision.record.kind.value,
             None if record is None else record_to_dict(record),
         )
     return sent
+
+
+def _note_told(
+    settings: Settings,
+    reports: Sequence[RunOutcome],
+    job: str,
+    channels: Collection[str],
+) -> None:
+    """Tell ``job``'s report where its alerts went ("to ... via ..."), for a
+    run on a terminal to say so (the engine's ``JobReport.alerted``)."""
+    told = [registry.module_for(c).describe(settings, c) for c in sorted(channels)]
+    for report in reports:
+        noted = getattr(report, "alerted", None)
+        if report.job == job and isinstance(noted, list):
+            noted.extend(t for t in told if t not in noted)
 
 
 def with_pending(
@@ -177,52 +208,84 @@ def _configured_only(
     return kept
 
 
-class _Mailer:
-    """Sends one run's mails; after a connection failure it stops trying.
+class _Sender:
+    """Sends one run's messages over their channels, within the run's budget.
 
-    Why stop: with the server down each attempt would wait for its own
-    timeout, and the next run retries every unsent mail anyway.
+    Why a channel that failed is not tried again this run: with its server
+    down each attempt would wait for its own deadline, and the next run
+    retries every message it owes anyway.
     """
 
-    def __init__(self, settings: Settings, now: datetime) -> None:
+    def __init__(self, settings: Settings, now: datetime, budget: Budget) -> None:
         self.settings = settings
         self.now = now
         self.hostname = socket.gethostname()
-        self.failed = False
-        self.mailed = False  # whether the last successful deliver sent a mail
+        self.failed: set[str] = set()
+        self.budget = budget
+        self.told_spent = False
 
-    def deliver(self, item: policy.Outgoing) -> bool:
-        """True when the mail went out or none was wanted; False to retry later."""
-        self.mailed = False
-        if item.message_kind is None:
-            return True
-        recipients = self.settings.recipients_for(item.record.job)
-        if not recipients or not self.settings.email_sender:
-            # Info only: the run logs the problem itself; the user chose no mail.
-            log.info(
-                "%s: %s (no EMAIL_RECIPIENTS configured, so no mail is sent)",
-                item.record.job,
-                item.record.summary,
+    def deliver(self, decision: policy.Decision) -> set[str]:
+        """The channels that took their message of ``decision``."""
+        if decision.reported and not decision.messages:
+            self._note_unsent(decision)
+        delivered = set()
+        for outgoing in decision.messages:
+            notice = Notice(outgoing, self.now, self.hostname)
+            for channel in outgoing.channels:
+                if self._send(channel, notice):
+                    delivered.add(channel)
+        return delivered
+
+    def _note_unsent(self, decision: policy.Decision) -> None:
+        """Log (info only: the run logs the problem itself) why nobody is told."""
+        record = decision.record
+        if not registry.channels_for(self.settings, record.job):
+            why = "no EMAIL_RECIPIENTS, NOTIFY_URLS or ON_ALERT_COMMAND configured"
+        elif not record.sent:
+            need = policy.grace_for(record.kind, self.settings.alert_after_failures)
+            why = (
+                f"alerted after {need} failing runs in a row; so far {record.failures}"
             )
-            return True
-        if self.failed:
+        else:
+            return  # announced already; the reminder is not due yet
+        log.info("%s: %s (%s)", record.job, record.summary, why)
+
+    def _send(self, channel: str, notice: Notice) -> bool:
+        """True when ``channel`` took ``notice``; False to retry it next run."""
+        if channel in self.failed:
             return False
-        message = compose(
-            item, self.settings.email_sender, recipients, self.now, self.hostname
-        )
+        if self.budget.spent:
+            if not self.told_spent:
+                log.warning(
+                    "the time for this run's alerts is used up; the rest go out "
+                    "with the next run"
+                )
+                self.told_spent = True
+            return False
+        module = registry.module_for(channel)
+        timeout = self.budget.slice(self.settings.notify_timeout)
         try:
-            send_mail(message, self.settings.smtp)
-        except NotifyError as exc:
-            self.failed = True
+            module.send(self.settings, channel, notice, timeout)
+        except Exception as exc:  # a channel never fails the run
+            self.failed.add(channel)
+            detail = str(exc) if isinstance(exc, NotifyError) else repr(exc)
             log.warning(
-                "could not send the alert mail %r: %s; the next run retries",
-                str(message["Subject"]),
-                exc,
+                "could not send the alert %r %s: %s; the next run retries",
+                notice.subject,
+                _described(self.settings, channel),
+                detail,
+                exc_info=not isinstance(exc, NotifyError),
             )
             return False
-        log.info("mailed: %s", message["Subject"])
-        self.mailed = True
+        log.info("sent %s: %s", _described(self.settings, channel), notice.subject)
         return True
+
+
+def _described(settings: Settings, channel: str) -> str:
+    try:
+        return registry.module_for(channel).describe(settings, channel)
+    except Exception:  # describing must not hide the message itself
+        return channel
 
 
 def _redact(problem: Problem, secrets: Sequence[str]) -> Problem:
@@ -235,23 +298,35 @@ def _redact(problem: Problem, secrets: Sequence[str]) -> Problem:
     return replace(problem, **changes)
 
 
-def ping(settings: Settings, reports: Sequence[RunOutcome]) -> None:
-    """Tell the heartbeat monitor whether this run went well."""
+def run_started(settings: Settings) -> None:
+    """The heartbeat's ``/start``; this run's log is kept for the last ping."""
     if not settings.heartbeat_url:
         return
-    failed = [r for r in reports if r.exit_code != 0]
-    if not failed and any(r.skipped for r in reports):
+    heartbeat.capture_run_log()
+    try:
+        heartbeat.ping_heartbeat(
+            settings.heartbeat_url, None, timeout=settings.notify_timeout
+        )
+    except NotifyError as exc:
+        log.warning("%s", exc)
+
+
+def ping(settings: Settings, reports: Sequence[RunOutcome]) -> None:
+    """Tell the heartbeat monitor how this run ended, with its log's last lines."""
+    if not settings.heartbeat_url:
+        return
+    code = max((r.exit_code for r in reports), default=0)
+    if code == 0 and any(r.skipped for r in reports):
         # The run holding the lock pings when it ends; if it never does, the
         # monitor's missing ping is the alarm.
         log.info("no heartbeat: a job was skipped, another run holds its lock")
         return
     summary = "; ".join(f"{r.job}: {r.outcome}" for r in reports)
+    excerpt = heartbeat.run_log_excerpt()
+    body = redact(f"{summary}\n\n{excerpt}".strip(), secrets_of(settings))
     try:
-        ping_heartbeat(
-            settings.heartbeat_url,
-            not failed,
-            timeout=HEARTBEAT_TIMEOUT,
-            message=summary,
+        heartbeat.ping_heartbeat(
+            settings.heartbeat_url, code, timeout=settings.notify_timeout, message=body
         )
     except NotifyError as exc:
         log.warning("%s", exc)

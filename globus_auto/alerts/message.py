@@ -1,5 +1,6 @@
-"""What an alert mail says: subject, body and headers.
+"""What an alert says: subject, body and, for a mail, headers.
 
+Every channel says the same: the mail's subject and body (:class:`Notice`).
 Pure: the clock and the host name are passed in. Names from the config or the
 source tree never shape a header: control characters are made spaces.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import email.utils
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 
@@ -21,6 +23,28 @@ SUBJECT_PREFIX = "[globus-auto]"
 MAX_SUMMARY_CHARS = 160
 
 
+@dataclass(frozen=True)
+class Notice:
+    """One message as every channel words it: the mail's subject and body."""
+
+    outgoing: Outgoing
+    now: datetime
+    hostname: str
+
+    @property
+    def subject(self) -> str:
+        return subject_for(self.outgoing)
+
+    @property
+    def body(self) -> str:
+        return body_for(self.outgoing, self.now, self.hostname)
+
+    @property
+    def problem(self) -> Problem:
+        """The problem as this run saw it, or as last announced (resolved)."""
+        return self.outgoing.problem or self.outgoing.record.problem
+
+
 def compose(
     outgoing: Outgoing,
     sender: str,
@@ -30,8 +54,6 @@ def compose(
 ) -> EmailMessage:
     """The plain-text mail for one outgoing alert, with Date and Message-ID."""
     require_aware(now)
-    if outgoing.message_kind is None:
-        raise ValueError("this decision has no mail to compose")
     message = EmailMessage()
     message["Subject"] = subject_for(outgoing)
     message["From"] = header_safe(sender)
@@ -75,7 +97,7 @@ def body_for(outgoing: Outgoing, now: datetime, hostname: str) -> str:
     lines += ["What to do:", _indent(problem.what_to_do), ""]
     lines += ["Next attempt:", _indent(problem.next_attempt), ""]
     lines += [
-        "You will get a reminder while this lasts and one mail when it is resolved.",
+        "You will get a reminder while this lasts and one message when it is resolved.",
         f"Kind: {problem.kind.value}; first seen {_when(record.first_seen)}.",
     ]
     return "\n".join(lines) + "\n"
@@ -113,3 +135,41 @@ def _indent(text: str) -> str:
 
 def _when(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M %Z").strip()
+
+
+def test_wording(hostname: str) -> tuple[str, str]:
+    """The subject and body of a test message, the same on every channel."""
+    subject = f"{SUBJECT_PREFIX} test message from {header_safe(hostname)}"
+    body = (
+        f"This is a test message from globus-auto on {hostname}.\n"
+        "If you can read it, alerts will reach you this way.\n"
+    )
+    return subject, body
+
+
+ENV_PREFIX = "GLOBUS_AUTO_"
+
+
+def notice_environment(notice: Notice) -> dict[str, str]:
+    """The alert as environment variables for ``ON_ALERT_COMMAND``.
+
+    ``GLOBUS_AUTO_EVENT`` is new, reminder or resolved; the rest name the job,
+    the kind, the words of the mail and what is not delivered yet. NUL, which
+    no environment value may hold, is made a space.
+    """
+    problem = notice.problem
+    values = {
+        "EVENT": notice.outgoing.message_kind,
+        "JOB": problem.job,
+        "KIND": problem.kind.value,
+        "SUBJECT": notice.subject,
+        "SUMMARY": problem.summary,
+        "WHAT_HAPPENED": problem.what_happened,
+        "WHAT_TO_DO": problem.what_to_do,
+        "NEXT_ATTEMPT": problem.next_attempt,
+        "PENDING_FILES": str(problem.pending_files),
+        "PENDING_BYTES": str(problem.pending_bytes),
+        "FIRST_SEEN": notice.outgoing.record.first_seen.isoformat(),
+        "HOST": notice.hostname,
+    }
+    return {ENV_PREFIX + k: v.replace("\x00", " ") for k, v in values.items()}

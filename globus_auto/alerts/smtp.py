@@ -1,8 +1,9 @@
 """Alert mails over SMTP.
 
-Every call has a timeout and every failure becomes one ``NotifyError`` with a
-message that says what went wrong and where. The caller logs it as a warning and
-carries on: a notification failure never fails a run nor hides its own error.
+Every session has a deadline for the whole of it, and every failure becomes
+one ``NotifyError`` with a message that says what went wrong and where. The
+caller logs it as a warning and carries on: a notification failure never fails
+a run nor hides its own error.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from datetime import datetime, timezone
 from email.message import EmailMessage
 from typing import Literal, Protocol
 
-from globus_auto.alerts.message import SUBJECT_PREFIX, message_id
+from globus_auto.alerts.deadline import within
+from globus_auto.alerts.message import message_id, test_wording
 from globus_auto.errors import GlobusAutoError, NotifyError
 from globus_auto.settings.model import DEFAULT_PORTS
 from globus_auto.text import header_safe
@@ -56,15 +58,21 @@ def send_mail(
 ) -> None:
     """Send ``message`` to the addresses in its To/Cc headers.
 
-    ``tls_context`` defaults to the system's certificate checks; tests pass one
-    that trusts their own certificate. Raises ``NotifyError`` on any failure.
+    ``timeout`` bounds the whole session, not only each read: a server that
+    answers one line every few seconds is given up at it. ``tls_context``
+    defaults to the system's certificate checks; tests pass one that trusts
+    their own certificate. Raises ``NotifyError`` on any failure.
     """
     where = f"{smtp.host}:{smtp_port(smtp)} ({smtp.security})"
     context = tls_context or ssl.create_default_context()
-    try:
+
+    def session() -> dict[str, tuple[int, bytes]]:
         with _connect(smtp, timeout, context) as client:
             _login_if_configured(client, smtp)
-            refused = client.send_message(message)
+            return client.send_message(message)
+
+    try:
+        refused = within(timeout, f"the SMTP session with {where}", session)
     except NotifyError:
         raise
     except smtplib.SMTPAuthenticationError as error:
@@ -134,17 +142,15 @@ def send_test_mail(
     timeout: float = 30,
     tls_context: ssl.SSLContext | None = None,
 ) -> None:
-    """Send one short test message (for ``globus-auto check --test-mail``)."""
+    """Send one short test message (for ``globus-auto check --test-notify``)."""
     hostname = socket.gethostname()
     now = datetime.now(timezone.utc)
+    subject, body = test_wording(hostname)
     message = EmailMessage()
-    message["Subject"] = f"{SUBJECT_PREFIX} test message from {header_safe(hostname)}"
+    message["Subject"] = subject
     message["From"] = header_safe(sender)
     message["To"] = ", ".join(header_safe(address) for address in recipients)
     message["Date"] = email.utils.format_datetime(now)
     message["Message-ID"] = message_id(hostname)
-    message.set_content(
-        f"This is a test message from globus-auto on {hostname}.\n"
-        "If you can read it, alert mails will reach you.\n"
-    )
+    message.set_content(body)
     send_mail(message, smtp, timeout=timeout, tls_context=tls_context)

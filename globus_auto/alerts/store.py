@@ -79,25 +79,43 @@ def _job_of(row: dict[str, object]) -> object:
 
 
 def record_to_dict(record: AlertRecord) -> dict[str, Any]:
+    """Plain JSON-ready values; ``last_sent`` is kept for earlier versions."""
+    last_sent = record.last_sent
     return {
         "problem": record.problem.to_dict(),
         "first_seen": record.first_seen.isoformat(),
-        "last_sent": record.last_sent.isoformat() if record.last_sent else None,
+        "sent": {channel: when.isoformat() for channel, when in record.sent.items()},
+        "last_sent": last_sent.isoformat() if last_sent else None,
         "resolved_at": record.resolved_at.isoformat() if record.resolved_at else None,
+        "failures": record.failures,
+        "last_seen": record.last_seen.isoformat() if record.last_seen else None,
     }
 
 
-def record_from_dict(values: dict[str, Any]) -> AlertRecord:
-    def when(text: Any) -> datetime | None:
-        return None if text is None else datetime.fromisoformat(str(text))
+def _when(text: Any) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(str(text))
 
-    first_seen = when(values["first_seen"])
+
+def record_from_dict(values: dict[str, Any]) -> AlertRecord:
+    """The inverse of :func:`record_to_dict`, reading earlier versions' records.
+
+    Why the "mail" fallback: before there were several channels, ``last_sent``
+    was when the alert was mailed.
+    """
+    first_seen = _when(values["first_seen"])
     assert first_seen is not None
+    sent_values = values.get("sent")
+    if isinstance(sent_values, dict):
+        sent = {str(c): _when(t) for c, t in sent_values.items()}
+    else:
+        sent = {"mail": _when(values.get("last_sent"))}
     return AlertRecord(
         problem=Problem.from_dict(dict(values["problem"])),
         first_seen=first_seen,
-        last_sent=when(values.get("last_sent")),
-        resolved_at=when(values.get("resolved_at")),
+        sent={c: t for c, t in sent.items() if t is not None},
+        resolved_at=_when(values.get("resolved_at")),
+        failures=int(values.get("failures") or 0),
+        last_seen=_when(values.get("last_seen")),
     )
 
 

@@ -6,7 +6,8 @@ by absolute path, sets a ``PATH``, carries the globus-sdk variables that choose 
 non-production Globus environment, and appends whatever the run prints (only
 errors: a good run is silent) to a file in ``STATE_DIR``. It starts with
 ``umask 077`` so that file, like everything in ``STATE_DIR``, is private; each
-run caps its size (``logs.cap_cron_log``).
+run caps its size (``logs.cap_cron_log``). ``systemd`` (:mod:`.systemd`) runs
+the same command with the same checks (:func:`checked_settings`).
 """
 
 from __future__ import annotations
@@ -17,11 +18,16 @@ import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from globus_auto.clock import parse_duration
 from globus_auto.errors import EXIT_CODES_HELP
 from globus_auto.logs import CRON_LOG_NAME
+
+if TYPE_CHECKING:
+    from globus_auto.settings.model import Settings
 
 CRON_PATH = "/usr/local/bin:/usr/bin:/bin"
 # globus-sdk reads these to talk to a non-production Globus; cron would drop them.
@@ -31,8 +37,6 @@ SDK_VARIABLE_RE = re.compile(
 # Variables that may hold secrets: never written into a crontab.
 SECRET_VARIABLES = ("GLOBUS_AUTO_CLIENT_SECRET", "GLOBUS_AUTO_EMAIL_PASSWORD")
 
-_EVERY_RE = re.compile(r"\s*(\d+)\s*([mhd]?)\s*", re.IGNORECASE)
-
 
 def schedule_for(every: str) -> str:
     """The five cron time fields for an interval such as ``5m``, ``1h`` or ``1d``.
@@ -40,14 +44,33 @@ def schedule_for(every: str) -> str:
     Raises ValueError with what to write instead when cron cannot express it
     evenly (cron steps restart every hour and every day).
     """
-    match = _EVERY_RE.fullmatch(every)
-    if match is None:
+    minutes = interval_minutes(every)
+    if minutes < 60:
+        return "* * * * *" if minutes == 1 else f"*/{minutes} * * * *"
+    if minutes < 1440:
+        hours = minutes // 60
+        return "0 * * * *" if hours == 1 else f"0 */{hours} * * *"
+    return "0 0 * * *"
+
+
+def interval_minutes(every: str) -> int:
+    """The minutes of ``every`` (``5m``, ``1h``, ``1d``; a bare number is minutes)
+    when it divides an hour, is whole hours dividing a day, or is one day.
+
+    Why only those: cron steps and systemd's calendar steps both restart every
+    hour and every day, so any other interval would not be even. Raises
+    ValueError saying what to write instead.
+    """
+    try:  # the one reading of a duration, the config's time settings' too
+        seconds = parse_duration(every, "m")
+    except ValueError:
+        seconds = -1
+    if seconds < 0 or seconds % 60:
         raise ValueError(
             f"{every!r} is not an interval; write minutes, hours or days such as "
             "5m, 15m, 1h or 1d"
         )
-    number, unit = int(match.group(1)), (match.group(2) or "m").lower()
-    minutes = number * {"m": 1, "h": 60, "d": 1440}[unit]
+    minutes = seconds // 60
     if minutes <= 0:
         raise ValueError("the interval must be at least 1m")
     if minutes < 60:
@@ -56,12 +79,11 @@ def schedule_for(every: str) -> str:
                 f"cron cannot run every {minutes} minutes evenly; use one of "
                 "1m, 2m, 3m, 4m, 5m, 6m, 10m, 12m, 15m, 20m or 30m"
             )
-        return "* * * * *" if minutes == 1 else f"*/{minutes} * * * *"
+        return minutes
     if minutes % 60 == 0 and minutes < 1440 and 24 % (minutes // 60) == 0:
-        hours = minutes // 60
-        return "0 * * * *" if hours == 1 else f"0 */{hours} * * *"
+        return minutes
     if minutes == 1440:
-        return "0 0 * * *"
+        return minutes
     raise ValueError(
         f"cron cannot run every {every} evenly; use minutes that divide an hour "
         "(5m, 15m, 30m), hours that divide a day (1h, 2h, 6h, 12h) or 1d"
@@ -111,13 +133,40 @@ def crontab_line(schedule: str, command: str) -> str:
     return f"{schedule} {command.replace('%', chr(92) + '%')}"
 
 
-def _notes(environ: Mapping[str, str]) -> list[str]:
+def secret_notes(environ: Mapping[str, str], scheduler: str, fix: str) -> list[str]:
+    """Comment lines for the secret variables set in this shell, which
+    ``scheduler`` will not have (they are never written into its files)."""
     return [
-        f"# note: {name} is set in this shell but cron will not have it; put the "
-        "value in a file the config reads, or set it in the crontab yourself"
+        f"# note: {name} is set in this shell but {scheduler} will not have it; "
+        f"put the value in a file the config reads, or {fix}"
         for name in SECRET_VARIABLES
         if environ.get(name)
     ]
+
+
+def checked_settings(
+    ctx: click.Context, every: str, job_names: Sequence[str]
+) -> tuple[Settings, int]:
+    """The settings and the interval's minutes, after the checks ``cron`` and
+    ``systemd`` share: a valid config, known job names, a usable interval; the
+    state folder exists (the scheduled run starts in it).
+
+    Raises click.BadParameter for an interval neither can run evenly.
+    """
+    from globus_auto.cli.context import CliState
+    from globus_auto.files import ensure_private_dir
+
+    try:
+        minutes = interval_minutes(every)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--every") from None
+    state = ctx.find_object(CliState)
+    assert state is not None
+    settings = state.settings()
+    for name in job_names:
+        settings.job(name)
+    ensure_private_dir(settings.state_dir)
+    return settings, minutes
 
 
 @click.command(
@@ -144,20 +193,8 @@ def cron_command(ctx: click.Context, every: str, job_names: Sequence[str]) -> No
     cron.log in STATE_DIR, and the tool sends its own alert mails. Add it with
     `crontab -e`, or with the command in the example below.
     """
-    from globus_auto.cli.context import CliState
-    from globus_auto.files import ensure_private_dir
-
-    try:
-        schedule = schedule_for(every)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--every") from None
-    state = ctx.find_object(CliState)
-    assert state is not None
-    settings = state.settings()
-    for name in job_names:
-        settings.job(name)
-    # The redirection needs the folder before the first run creates it.
-    ensure_private_dir(settings.state_dir)
+    # The redirection needs the state folder before the first run creates it.
+    settings, _ = checked_settings(ctx, every, job_names)
     command = shell_command(
         sys.executable,
         settings.config_path.absolute(),
@@ -166,6 +203,6 @@ def cron_command(ctx: click.Context, every: str, job_names: Sequence[str]) -> No
         job_names,
     )
     click.echo(f"# globus-auto: every {every.strip()}; check first: globus-auto check")
-    for note in _notes(os.environ):
+    for note in secret_notes(os.environ, "cron", "set it in the crontab yourself"):
         click.echo(note)
-    click.echo(crontab_line(schedule, command))
+    click.echo(crontab_line(schedule_for(every), command))

@@ -43,6 +43,8 @@ LAZY_COMMANDS = {
     "status": "globus_auto.cli.status:status_command",
     "check": "globus_auto.cli.check:check_command",
     "cron": "globus_auto.cli.cron:cron_command",
+    "systemd": "globus_auto.cli.systemd:systemd_command",
+    "completion": "globus_auto.cli.completion:completion_command",
     "init": "globus_auto.cli.init:init_command",
     "demo": "globus_auto.cli.demo:demo_command",
     "upgrade": "globus_auto.cli.upgrade:upgrade_command",
@@ -68,6 +70,9 @@ class Command(click.Group):
         module = importlib.import_module(module_name)
         command = getattr(module, attribute)
         assert isinstance(command, click.Command)
+        from globus_auto.cli.completion import complete_jobs_of
+
+        complete_jobs_of(command)  # every --job completes the config's job names
         return command
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -114,11 +119,11 @@ class Command(click.Group):
             _fail(ctx, str(exc), exc.exit_code, exc)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:  # Ctrl-C, or a SIGTERM (engine.crash)
             _fail(
                 ctx,
-                "interrupted; the next run carries on safely",
-                EXIT_INTERRUPTED,
+                f"{stop or 'interrupted'}; the next run carries on safely",
+                getattr(stop, "exit_code", EXIT_INTERRUPTED),
                 None,
             )
         except BrokenPipeError:
@@ -132,6 +137,10 @@ class Command(click.Group):
             config = state.config_option if state is not None else None
             _fail(ctx, permission_problem(exc, config), EXIT_USAGE, exc)
         except Exception as exc:
+            mapped = _globus_error(exc)
+            if mapped is not None:  # e.g. the network failing during a login
+                log.error("%s", mapped, exc_info=True, extra=FILE_ONLY)
+                _fail(ctx, str(mapped), mapped.exit_code, exc)
             log.error("unexpected error", exc_info=True, extra=FILE_ONLY)
             _fail(
                 ctx,
@@ -184,6 +193,21 @@ def _reader_went_away() -> None:
         os.close(devnull)
     except (OSError, ValueError):  # no real stdout (e.g. in tests)
         pass
+
+
+def _globus_error(exc: Exception) -> GlobusAutoError | None:
+    """A globus-sdk error no command translated, in our terms (its wording
+    and exit code: Globus unreachable is 6, not a bug); None for any other.
+
+    globus-sdk is looked for, not imported: when it was never imported, the
+    error cannot be one of its own.
+    """
+    sdk = sys.modules.get("globus_sdk")
+    if sdk is None or not isinstance(exc, sdk.GlobusError):
+        return None
+    from globus_auto.globus.errors import translate
+
+    return translate(exc, "talking to Globus")
 
 
 def _fail(

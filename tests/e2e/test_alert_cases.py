@@ -131,14 +131,14 @@ def test_lock_held_too_long_is_alerted_and_not_pinged_as_success(
     url, hits, _ = monitor
     world.extra["HEARTBEAT_URL"] = url  # World sets TASK_STUCK_HOURS = 6
     assert world.run(wait=False).exit_code == 0  # 2 files on their way
-    assert hits == ["/ping/abc"]
+    assert hits == ["/ping/abc/start", "/ping/abc/0"]  # a healthchecks-style URL
     world.put({"later.txt": b"later"})
     path = lock_path(world.state_dir, "default")
     with job_lock(world.state_dir, "default"):  # a run in progress
         report = world.run()
         assert report.exit_code == 0 and "skipped" in report.outcome
         assert world.mails() == []
-        assert hits == ["/ping/abc"]  # neither success nor failure yet
+        assert ends(hits) == ["/ping/abc/0"]  # neither success nor failure yet
 
         hours_ago = time.time() - 7 * 3600  # the same run, 7 hours on
         os.utime(path, (hours_ago, hours_ago))
@@ -148,12 +148,17 @@ def test_lock_held_too_long_is_alerted_and_not_pinged_as_success(
         body = assert_alert(mail, "a run has not finished", pending="2 files")
         assert f"Process {os.getpid()} " in body and str(world.src) in body
         assert f"kill {os.getpid()}" in body
-        assert hits[1:] == ["/ping/abc/fail"] * 2
+        assert ends(hits)[1:] == ["/ping/abc/1"] * 2
 
     assert world.run().exit_code == 0  # the stuck run ended
     assert subjects(world)[1:] == [PREFIX + "resolved: a run has not finished"]
     assert tree(world.dst) == tree(world.src)
-    assert hits[-1] == "/ping/abc"
+    assert hits[-1] == "/ping/abc/0"
+
+
+def ends(hits: list[str]) -> list[str]:
+    """The pings that end a run (not its /start)."""
+    return [hit for hit in hits if not hit.endswith("/start")]
 
 
 # --- 4. every alert says what is not delivered yet ----------------------------------

@@ -6,10 +6,10 @@ the emulator and a real SMTP server; the clock is passed in, so tests move time.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from alert_world import FILES, PREFIX, RECIPIENT, World, assert_alert, disconnect, tree
 from emulator_fixtures import TestEmulator
+from notify_servers import Tarpit
 from smtp_fixtures import SmtpTestServer
 
-from globus_auto.alerts import delivery
 from globus_auto.alerts import store as alert_store
 from globus_auto.engine.report import RunOptions
 from globus_auto.engine.session import run_session
@@ -310,27 +310,44 @@ def test_jobs_without_own_recipients_get_the_global_ones(world: World) -> None:
     }
 
 
-def test_heartbeat_success_and_failure(world: World, monitor: Any) -> None:
-    url, hits, _ = monitor
+def test_heartbeat_start_success_and_failure(
+    world: World, monitor: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="globus_auto")  # as the command line does
+    url, hits, handler = monitor  # .../ping/<id>: a healthchecks-style URL
     world.extra["HEARTBEAT_URL"] = url
     assert world.run().exit_code == 0
-    assert hits == ["/ping/abc"]
+    assert hits == ["/ping/abc/start", "/ping/abc/0"]
     world.put({"new.txt": b"new"})
     world.emu.set_collection(world.emu.dst_id, connected=False)
     assert world.run().exit_code == 4
-    assert hits == ["/ping/abc", "/ping/abc/fail"]
+    assert hits[2:] == ["/ping/abc/start", "/ping/abc/4"]
+    body = handler.bodies[-1].decode()
+    assert body.startswith("default: failed")  # the outcome, then the log
+    assert "a collection is not ready" in body and "\n" in body
 
 
-def test_heartbeat_that_hangs_or_is_down_does_not_hold_the_run(
-    world: World, monitor: Any, monkeypatch: pytest.MonkeyPatch
+def test_heartbeat_of_another_monitor_gets_the_url_or_fail(
+    world: World, monitor: Any
 ) -> None:
-    url, _hits, handler = monitor
-    handler.delay = 3.0
-    monkeypatch.setattr(delivery, "HEARTBEAT_TIMEOUT", 0.5)
-    world.extra["HEARTBEAT_URL"] = url
-    started = time.monotonic()
+    url, hits, _ = monitor
+    world.extra["HEARTBEAT_URL"] = url.replace("/ping/", "/beat/")
     assert world.run().exit_code == 0
-    assert time.monotonic() - started < 3.0
+    world.put({"new.txt": b"new"})
+    world.emu.set_collection(world.emu.dst_id, connected=False)
+    assert world.run().exit_code == 4
+    assert hits == ["/beat/abc/start", "/beat/abc", "/beat/abc/start", "/beat/abc/fail"]
+
+
+def test_heartbeat_that_drips_or_is_down_does_not_hold_the_run(
+    world: World, http_tarpit: Tarpit
+) -> None:
+    # The tarpit answers a header line every 0.2 s, forever: only a deadline
+    # for the whole request ends it (a per-read timeout never fires).
+    world.extra["NOTIFY_TIMEOUT"] = 0.5
+    world.extra["HEARTBEAT_URL"] = f"http://127.0.0.1:{http_tarpit.port}/ping/x"
+    assert world.run().exit_code == 0
+    assert http_tarpit.connections == 2  # /start and the end, each given up
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         world.extra["HEARTBEAT_URL"] = f"http://127.0.0.1:{probe.getsockname()[1]}/x"

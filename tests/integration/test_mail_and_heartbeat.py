@@ -1,4 +1,6 @@
-"""Sending mail and heartbeats, against a real SMTP server and a real HTTP server."""
+"""Sending alerts and heartbeats against real servers on loopback: SMTP
+(aiosmtpd), HTTP monitors, Apprise to a JSON endpoint, a command hook, and
+servers that drip one line at a time (deadlines for the whole call)."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from smtp_fixtures import SmtpTestServer, free_port
 
-from globus_auto.alerts.heartbeat import ping_heartbeat
+from globus_auto.alerts.heartbeat import heartbeat_target, ping_heartbeat
 from globus_auto.alerts.message import compose
 from globus_auto.alerts.policy import Outgoing, plan_alerts
 from globus_auto.alerts.smtp import NotifyError, send_mail, send_test_mail
@@ -65,7 +67,15 @@ def problem(job: str = "raw-data", summary: str = "endpoint not ready") -> Probl
 
 
 def new_mail(job: str = "raw-data", summary: str = "endpoint not ready") -> Outgoing:
-    [outgoing] = plan_alerts([], [problem(job, summary)], (), NOW, timedelta(hours=24))
+    [decision] = plan_alerts(
+        [],
+        [problem(job, summary)],
+        (),
+        NOW,
+        timedelta(hours=24),
+        channels=lambda job: ("mail",),
+    )
+    [outgoing] = decision.messages
     return outgoing
 
 
@@ -145,7 +155,7 @@ def test_server_down_raises_notify_error_quickly(smtp_server: SmtpTestServer) ->
 def test_unanswering_server_times_out() -> None:
     with socket_that_never_answers() as port:
         started = time.monotonic()
-        with pytest.raises(NotifyError, match="timed out"):
+        with pytest.raises(NotifyError, match=r"timed out|did not finish within"):
             send_mail(message_for(new_mail()), Smtp(port=port), timeout=0.5)
         assert time.monotonic() - started < 3
 
@@ -358,16 +368,32 @@ def monitor() -> Iterator[tuple[str, type[_Recorder]]]:
     server.server_close()
 
 
-def test_heartbeat_success_and_failure(monitor: tuple[str, type[_Recorder]]) -> None:
-    url, handler = monitor
-    ping_heartbeat(url, ok=True)
-    ping_heartbeat(url, ok=False)
-    ping_heartbeat(url + "/", ok=False, message="raw-data: endpoint not ready")
+def test_heartbeat_start_and_exit_codes_on_a_healthchecks_url(
+    monitor: tuple[str, type[_Recorder]],
+) -> None:
+    url, handler = monitor  # .../ping/<uuid>: how healthchecks serves its pings
+    ping_heartbeat(url, None)
+    ping_heartbeat(url, 0)
+    ping_heartbeat(url + "/", 4, message="raw-data: endpoint not ready")
     assert handler.requests == [
-        ("GET", "/ping/abc-123", b""),
-        ("GET", "/ping/abc-123/fail", b""),
-        ("POST", "/ping/abc-123/fail", b"raw-data: endpoint not ready"),
+        ("GET", "/ping/abc-123/start", b""),
+        ("GET", "/ping/abc-123/0", b""),
+        ("POST", "/ping/abc-123/4", b"raw-data: endpoint not ready"),
     ]
+
+
+def test_heartbeat_urls_of_other_monitors_get_success_or_fail() -> None:
+    # healthchecks' ping API (healthchecks.io/docs/http_api/): /start, /fail,
+    # /<exit status>; other monitors of this style know only the URL and /fail.
+    assert heartbeat_target("https://hc-ping.com/u-1", 3) == "https://hc-ping.com/u-1/3"
+    assert heartbeat_target("https://hc.lab/ping/u-1", 0) == "https://hc.lab/ping/u-1/0"
+    assert heartbeat_target("https://mon.lab/beat/x", 0) == "https://mon.lab/beat/x"
+    assert (
+        heartbeat_target("https://mon.lab/beat/x", 4) == "https://mon.lab/beat/x/fail"
+    )
+    assert heartbeat_target("https://mon.lab/beat/x/", None) == (
+        "https://mon.lab/beat/x/start"
+    )
 
 
 def test_heartbeat_http_error_does_not_leak_the_token(
@@ -376,14 +402,14 @@ def test_heartbeat_http_error_does_not_leak_the_token(
     url, handler = monitor
     handler.status = 404
     with pytest.raises(NotifyError, match="answered HTTP 404") as caught:
-        ping_heartbeat(url, ok=True)
+        ping_heartbeat(url, 0)
     assert "abc-123" not in str(caught.value)
 
 
 def test_heartbeat_to_a_dead_port_fails_fast() -> None:
     started = time.monotonic()
     with pytest.raises(NotifyError, match="unreachable"):
-        ping_heartbeat(f"http://127.0.0.1:{free_port()}/ping/x", ok=True, timeout=2)
+        ping_heartbeat(f"http://127.0.0.1:{free_port()}/ping/x", 0, timeout=2)
     assert time.monotonic() - started < 2
 
 
@@ -391,13 +417,13 @@ def test_heartbeat_that_never_answers_times_out() -> None:
     with socket_that_never_answers() as port:
         started = time.monotonic()
         with pytest.raises(NotifyError):
-            ping_heartbeat(f"http://127.0.0.1:{port}/ping/x", ok=True, timeout=0.5)
+            ping_heartbeat(f"http://127.0.0.1:{port}/ping/x", 0, timeout=0.5)
         assert time.monotonic() - started < 3
 
 
 def test_malformed_heartbeat_url() -> None:
     with pytest.raises(NotifyError, match="malformed"):
-        ping_heartbeat("not a url", ok=True)
+        ping_heartbeat("not a url", 0)
 
 
 @contextlib.contextmanager

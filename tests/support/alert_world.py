@@ -87,6 +87,9 @@ class World:
             "EMAIL_PORT": self.smtp.port,
             "ALERT_REPEAT_HOURS": 24,
             "TASK_STUCK_HOURS": 6,
+            # These tests are about what each alert says and when it repeats or
+            # resolves; the grace (default 2) has tests of its own.
+            "ALERT_AFTER_FAILURES": 1,
             **self.extra,
         }
         text = "".join(f"{name} = {value!r}\n" for name, value in values.items())
@@ -149,12 +152,14 @@ def disconnect(emu: TestEmulator, personal: bool) -> None:
 
 class _Monitor(http.server.BaseHTTPRequestHandler):
     hits: list[str]
+    bodies: list[bytes]
     delay: float = 0.0
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
+        body = self.rfile.read(length)
         time.sleep(self.delay)
+        self.bodies.append(body)
         self.hits.append(self.path)
         self.send_response(200)
         self.end_headers()
@@ -168,7 +173,7 @@ class _Monitor(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def monitor() -> Iterator[tuple[str, list[str], type[_Monitor]]]:
-    handler = type("Monitor", (_Monitor,), {"hits": []})
+    handler = type("Monitor", (_Monitor,), {"hits": [], "bodies": []})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
