@@ -18,6 +18,7 @@ EXIT_USAGE = 2
 EXIT_LOGIN_REQUIRED = 3
 EXIT_ENDPOINT_NOT_READY = 4
 EXIT_TRANSFER_FAILED = 5
+EXIT_GLOBUS_UNAVAILABLE = 6
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a process ended by Ctrl-C
 
 EXIT_CODES_HELP = """\
@@ -25,12 +26,15 @@ EXIT_CODES_HELP = """\
 Exit codes:
     0  success, nothing to do, or skipped because another run holds the lock
     1  unexpected error (see the log), files that cannot be sent (see status),
-       or a run has held the lock too long
-    2  usage or configuration error (also a state folder of another user)
+       a run has held the lock too long, or the state folder's disk is full
+    2  usage or configuration error (also a state folder of another user,
+       or a state folder that is a file)
     3  login or consent required
-    4  an endpoint is not ready
+    4  a collection is not ready (offline, paused, a path missing)
     5  a transfer failed, or Globus no longer knows a recorded task
-  130  interrupted (Ctrl-C); the next run carries on safely"""
+    6  Globus is busy or unreachable (network, timeout, rate limit);
+       the next run retries
+  130  interrupted (Ctrl-C), 143 SIGTERM, 129 SIGHUP; the next run carries on safely"""
 
 
 class GlobusAutoError(Exception):
@@ -96,7 +100,14 @@ class NotACollection(ConfigError):
     """An id in the config names a Globus Connect Server endpoint, not one of
     its collections: nothing can be transferred to or from it."""
 
-    kind = Kind.ENDPOINT_NOT_READY
+    kind = Kind.CONFIG
+
+
+class UnknownCollection(ConfigError):
+    """An id in the config (SRC_ID or DST_ID) names no collection Globus knows:
+    a typo or a deleted collection, which no waiting will fix."""
+
+    kind = Kind.CONFIG
 
 
 class EndpointNotReady(GlobusAutoError):
@@ -125,9 +136,19 @@ class TaskUnknown(GlobusAutoError):
 
 
 class GlobusUnavailable(GlobusAutoError):
-    """Globus could not be reached or answered with a server error."""
+    """Globus is busy or unreachable: the network failed or timed out, Globus
+    answered 429 (too many requests) or a server error. Not a bug and not the
+    config: the next run retries."""
 
-    exit_code = EXIT_UNEXPECTED
+    exit_code = EXIT_GLOBUS_UNAVAILABLE
+    kind = Kind.GLOBUS_UNAVAILABLE
+
+
+class ConfirmationNeeded(GlobusAutoError):
+    """A command that asks before it changes something (``reset``) has no
+    terminal to ask on, and was not given ``--yes``."""
+
+    exit_code = EXIT_USAGE
 
 
 class NotifyError(GlobusAutoError):

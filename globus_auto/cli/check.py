@@ -3,9 +3,9 @@
 Checks, in order: the config, the state folder, the Globus login, and for every
 job the source folder on this machine, the source collection and path, and the
 destination collection and path (created when missing, which also proves it is
-writable); with ``--test-mail`` a test message goes out. Each check is one line
-of a checklist saying what to do when it failed; the exit code is that of the
-first failure.
+writable); with ``--test-notify`` (or ``--test-mail``) a test message goes out
+over every alert channel. Each check is one line of a checklist saying what to
+do when it failed; the exit code is that of the first failure.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ from globus_auto.errors import (
     EXIT_USAGE,
     ConfigError,
     GlobusAutoError,
+    GlobusUnavailable,
     SessionRequired,
+    UnknownCollection,
 )
 
 if TYPE_CHECKING:
@@ -59,6 +61,14 @@ def _failed(name: str, exc: BaseException, fix: str) -> Check:
     return Check(name, FAIL, str(exc), fix, code or EXIT_UNEXPECTED)
 
 
+# What to do when Globus cannot be reached: it is this machine's network (or
+# Globus), never the config or the login.
+NETWORK_FIX = (
+    "check this machine's connection to Globus (network, DNS, a proxy in "
+    "$HTTPS_PROXY, a firewall) and https://status.globus.org, then check again"
+)
+
+
 def _collection_failed(
     name: str, exc: GlobusAutoError, fix: str, settings: Settings
 ) -> Check:
@@ -67,6 +77,10 @@ def _collection_failed(
     from globus_auto.globus.sessions import remember_session_requirement
     from globus_auto.problems import session_what_to_do
 
+    if isinstance(exc, GlobusUnavailable):
+        fix = NETWORK_FIX
+    elif isinstance(exc, UnknownCollection):
+        fix = f"fix it in {settings.config_path}, then check again"
     if isinstance(exc, SessionRequired):
         remember_session_requirement(settings, exc.collection, exc.parameters)
         fix = session_what_to_do(settings)
@@ -94,6 +108,7 @@ def check_config(state: CliState) -> tuple[Settings | None, list[Check]]:
     names = ", ".join(job.name for job in settings.jobs)
     checks = [Check("config", OK, f"{settings.config_path}: jobs {names}")]
     checks += [Check("config", WARN, note) for note in settings.notes]
+    checks += [Check("config", WARN, warning) for warning in settings.warnings]
     return settings, checks
 
 
@@ -135,14 +150,21 @@ def check_login(settings: Settings) -> tuple[Gateway | None, Check]:
         else f"run on a terminal: globus-auto --config {settings.config_path} login"
     )
     try:
+        if service:  # the secret itself, even while stored tokens are valid
+            from globus_auto.globus.app import verify_client_secret
+
+            verify_client_secret(settings)
         gateway = connect(settings, prompt=None)
         from globus_auto.globus.errors import globus_errors
 
         with globus_errors("checking the login with Globus Transfer"):
             gateway.client.task_list(limit=1)
+    except GlobusUnavailable as exc:  # the network, not the login
+        return None, _failed("login", exc, NETWORK_FIX)
     except GlobusAutoError as exc:
         return None, _failed("login", exc, fix)
-    return gateway, Check("login", OK, f"{kind}: Globus Transfer accepts it")
+    secret = "Globus Auth accepts CLIENT_SECRET, " if service else ""
+    return gateway, Check("login", OK, f"{kind}: {secret}Globus Transfer accepts it")
 
 
 def check_source_folder(job: Job) -> Check:
@@ -155,6 +177,21 @@ def check_source_folder(job: Job) -> Check:
     except GlobusAutoError as exc:
         return _failed(name, exc, "fix SRC_DIR / src_local_dir or mount the folder")
     return Check(name, OK, f"{job.src_local_dir} is readable")
+
+
+def check_excludes(job: Job) -> list[Check]:
+    """A warning for each EXCLUDE pattern that matches nothing in the source
+    folder (a typo, or a config written for the old, non-gitignore rules)."""
+    if not job.exclude:
+        return []
+    from globus_auto.engine.exclude import unmatched_patterns, unmatched_warnings
+
+    name = f"{job.name}: exclude"
+    found = unmatched_patterns(job)
+    if not found.patterns:
+        return [Check(name, OK, f"every pattern of {job.exclude!r} matches")]
+    lines = [line.partition("; ") for line in unmatched_warnings(job, found)]
+    return [Check(name, WARN, what, fix) for what, _, fix in lines]
 
 
 def check_source_collection(job: Job, gateway: Gateway, settings: Settings) -> Check:
@@ -211,37 +248,21 @@ def _label(doc: dict[str, object], collection: str) -> str:
     return f"{shown} ({collection})" if shown else collection
 
 
-def check_mail(settings: Settings, send: bool) -> Check:
-    """Where alerts go; with ``send``, a test message really goes out."""
-    from globus_auto.alerts.smtp import send_test_mail
-    from globus_auto.errors import NotifyError
+def check_notify(settings: Settings, send: bool) -> list[Check]:
+    """Where alerts go, one line per channel (mail, each NOTIFY_URLS entry,
+    ON_ALERT_COMMAND); with ``send``, a test message really goes out on each."""
+    from globus_auto.alerts.channel_check import check_channels
 
-    recipients = sorted({a for job in settings.jobs for a in job.email_recipients})
-    server = f"{settings.smtp.host}:{settings.smtp.effective_port}"
-    if not recipients or not settings.email_sender:
-        status = FAIL if send else WARN
-        return Check(
-            "mail",
-            status,
-            "no EMAIL_RECIPIENTS: problems are only logged, nobody is told",
-            "set EMAIL_SENDER and EMAIL_RECIPIENTS in the config",
-            EXIT_USAGE if send else EXIT_OK,
-        )
-    to = ", ".join(recipients)
-    if not send:
-        return Check(
-            "mail",
-            SKIP,
-            f"alerts go to {to} via {server}",
-            "send a test message with: globus-auto check --test-mail",
-        )
-    try:
-        send_test_mail(settings.smtp, settings.email_sender, recipients)
-    except (NotifyError, ConfigError) as exc:
-        return _failed(
-            "mail", exc, "check EMAIL_HOST, EMAIL_PORT, EMAIL_SECURITY and the login"
-        )
-    return Check("mail", OK, f"sent a test message to {to} via {server}")
+    checks = []
+    for found in check_channels(settings, send):
+        if found.nobody:
+            status, code = (FAIL, EXIT_USAGE) if send else (WARN, EXIT_OK)
+        elif found.ok is None:
+            status, code = SKIP, EXIT_OK
+        else:
+            status, code = (OK, EXIT_OK) if found.ok else (FAIL, EXIT_UNEXPECTED)
+        checks.append(Check(found.name, status, found.detail, found.fix, code))
+    return checks
 
 
 def run_checks(
@@ -268,13 +289,17 @@ def run_checks(
         gateway, login = check_login(settings)
         add(login)
     for job in settings.jobs:
-        add(check_source_folder(job))
+        source = check_source_folder(job)
+        add(source)
+        for check in check_excludes(job) if source.status == OK else []:
+            add(check)
         if gateway is None:
             add(Check(f"{job.name}: collections", SKIP, "not checked without a login"))
             continue
         add(check_source_collection(job, gateway, settings))
         add(check_destination(job, gateway, settings))
-    add(check_mail(settings, test_mail))
+    for check in check_notify(settings, test_mail):
+        add(check)
     return done
 
 
@@ -309,11 +334,16 @@ def format_check(check: Check, unicode: bool) -> list[str]:
 @click.command(
     "check",
     epilog="Examples:\n\n  globus-auto check\n\n"
-    "  globus-auto --config ~/raw.py check --test-mail\n\n"
+    "  globus-auto --config ~/raw.py check --test-notify\n\n"
     "The exit code is that of the first failed check.\n\n" + EXIT_CODES_HELP,
 )
 @click.option(
-    "--test-mail", is_flag=True, help="Also send a test message to the recipients."
+    "--test-notify",
+    "--test-mail",
+    "test_mail",
+    is_flag=True,
+    help="Also send a test message over every alert channel (mail, NOTIFY_URLS, "
+    "ON_ALERT_COMMAND); --test-mail is the old name.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.pass_context

@@ -225,13 +225,13 @@ class EmulatorState:
         self.limits = Limits()
 
     def collection(self, collection_id: str) -> Collection:
-        """Return the collection or raise the 404 Transfer sends."""
+        """Return the collection or raise the 404 Transfer sends (code and
+        wording of globus-sdk's testing fixture transfer/set_subscription_id.py,
+        case ``not_found``)."""
         found = self.collections.get(collection_id.lower())
         if found is None:
             raise GlobusError(
-                404,
-                "EndpointNotFound",
-                f"No such collection or endpoint with id '{collection_id}'",
+                404, "EndpointNotFound", f"No such endpoint '{collection_id}'"
             )
         return found
 

@@ -4,8 +4,10 @@ Every globus-sdk subclass lives here, each on a public interface: the JSON
 token storage written atomically and privately, the authorizer that refreshes
 under :func:`globus_auto.globus.tokens.tokens_lock`, and the login flows (one
 through the command line's prompt, one that refuses, so cron never blocks on
-a prompt). globus-sdk is imported only inside the functions, so importing this
-module costs nothing.
+a prompt); and every client is made here, with :func:`bounded`'s timeouts
+(the transport that keeps each call's deadline, with the requests and urllib3
+classes it needs, is in :mod:`globus_auto.globus.watchdog`). globus-sdk is
+imported only inside the functions, so importing this module costs nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from globus_auto.clock import utcnow
 from globus_auto.errors import LoginRequired
@@ -30,6 +32,7 @@ from globus_auto.globus.tokens import (
     tokens_path,
 )
 from globus_auto.problems import login_command
+from globus_auto.settings.model import DEFAULT_GLOBUS_TIMEOUT
 
 if TYPE_CHECKING:
     import globus_sdk
@@ -45,12 +48,24 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+ClientT = TypeVar("ClientT", bound="globus_sdk.BaseClient")
 
 APP_NAME = "globus-auto"
 
 
-# Seconds a Transfer call may take before it is given up (connect and read).
+# Seconds globus-sdk waits for a connection, and then for each read of the
+# answer (requests' ``timeout``): a bound per socket operation, not for the
+# whole call; the whole call, retries included, has GLOBUS_TIMEOUT
+# (:func:`bounded`), so a server that answers a byte at a time ends too.
 REQUEST_TIMEOUT = 60.0
+# globus-sdk retries network errors, 429 and 5xx itself (5 times, sleeping up
+# to 10 s, by default: transport/retry_config.py). A cron tool retries at its
+# next run anyway, so our clients try 3 more times and sleep at most 4 s in
+# between (Retry-After included): a call that keeps failing gives up within
+# 4 x REQUEST_TIMEOUT + about 6 s of sleep, and an outage ends the run in
+# seconds with "Globus is unreachable" rather than minutes later.
+RETRIES = 3
+RETRY_MAX_SLEEP = 4.0
 
 
 @functools.cache
@@ -206,10 +221,12 @@ def locked(
 def transfer_client(
     app: globus_sdk.GlobusApp,
     *,
+    seconds: float = DEFAULT_GLOBUS_TIMEOUT,
     state_dir: Path | None = None,
     data_access: Iterable[str] = (),
 ) -> globus_sdk.TransferClient:
-    """A Transfer client with ``app``'s tokens and a timeout on every call.
+    """A Transfer client with ``app``'s tokens and ``seconds`` for each whole
+    call (:func:`bounded`).
 
     ``state_dir``: refresh the tokens under the lock of that state folder.
     ``data_access``: add those collections' data_access consents to the app's
@@ -230,8 +247,74 @@ def transfer_client(
     if state_dir is not None:
         authorizer = locked(authorizer, TRANSFER_RS, state_dir)
     client = globus_sdk.TransferClient(authorizer=authorizer, app_name=APP_NAME)
-    client.transport.http_timeout = REQUEST_TIMEOUT
+    return bounded(client, seconds)
+
+
+def bounded(client: ClientT, seconds: float = DEFAULT_GLOBUS_TIMEOUT) -> ClientT:
+    """``client`` with this tool's timeouts and retries: REQUEST_TIMEOUT per
+    socket operation, RETRIES, and ``seconds`` for each whole call, its
+    retries included (:mod:`globus_auto.globus.watchdog` says how).
+
+    Why swap the transport and retry config of a made client rather than
+    pass them to its constructor: the same works for the clients globus-sdk
+    makes itself (the app's consent client, :func:`bound_app_clients`). The
+    deadline's retry check goes first: globus-sdk asks its checks in order.
+    """
+    from globus_sdk.transport import RetryConfig
+
+    from globus_auto.globus.watchdog import (
+        DeadlineTransport,
+        sleep_within_deadline,
+        stop_retrying_after_deadline,
+    )
+
+    old = client.transport
+    client.transport = DeadlineTransport(seconds, REQUEST_TIMEOUT)
+    client.app_name = client.app_name or APP_NAME  # the User-Agent header
+    old.close()
+    retry = RetryConfig(max_retries=RETRIES, max_sleep=RETRY_MAX_SLEEP)
+    retry.backoff = sleep_within_deadline(retry.backoff)
+    retry.checks.register_check(stop_retrying_after_deadline)
+    retry.checks.register_many_checks(client.retry_config.checks)
+    client.retry_config = retry
     return client
+
+
+def bound_app_clients(app: globus_sdk.GlobusApp, seconds: float) -> None:
+    """Bound the clients ``app`` made itself: the Auth client its token
+    storage asks for consents with (globus-sdk ``GlobusApp.__init__`` and
+    ``ScopeRequirementsValidator.consent_client``, in 4.0 and 4.10 alike)."""
+    from globus_sdk.token_storage.validating_token_storage import (
+        ScopeRequirementsValidator,
+    )
+
+    for validator in app.token_storage.validators:
+        if isinstance(validator, ScopeRequirementsValidator):
+            bounded(validator.consent_client, seconds)
+
+
+def verify_client_secret(settings: Settings) -> None:
+    """Ask Globus Auth for a token with CLIENT_ID and CLIENT_SECRET, now.
+
+    Why: a run's app reuses its stored tokens while they are valid (about 2
+    hours), so a wrong or revoked secret would pass ``check`` until they
+    expire. The token asked for here is thrown away. A wrong secret is
+    ``LoginRequired`` (401 ``invalid_client``: RFC 6749 section 5.2, for a
+    client that authenticates with HTTP Basic as globus-sdk's
+    ``ConfidentialAppAuthClient`` does); no connection is ``GlobusUnavailable``.
+    """
+    import globus_sdk
+
+    from globus_auto.globus.errors import globus_errors
+
+    client = bounded(
+        globus_sdk.ConfidentialAppAuthClient(
+            str(settings.client_id), str(settings.client_secret), app_name=APP_NAME
+        ),
+        settings.globus_timeout,
+    )
+    with globus_errors("checking CLIENT_ID and CLIENT_SECRET with Globus Auth"):
+        client.oauth2_client_credentials_tokens(requested_scopes=transfer_scope(()))
 
 
 def open_storage(settings: Settings) -> globus_sdk.token_storage.TokenStorage:
@@ -257,8 +340,11 @@ def build_app(
     requirements = {TRANSFER_RS: [transfer_scope(data_access)]}
     if settings.client_secret:
         return _service_account_app(settings, requirements)
-    login_client = globus_sdk.NativeAppAuthClient(
-        client_id=str(settings.client_id), app_name=APP_NAME
+    login_client = bounded(
+        globus_sdk.NativeAppAuthClient(
+            client_id=str(settings.client_id), app_name=APP_NAME
+        ),
+        settings.globus_timeout,
     )
     manager = _login_flow(settings, login_client, prompt)
     config = globus_sdk.GlobusAppConfig(
@@ -276,6 +362,7 @@ def build_app(
         config=config,
     )
     _refresh_tokens_naming_no_identity(app)
+    bound_app_clients(app, settings.globus_timeout)
     return app
 
 
@@ -285,13 +372,17 @@ def _service_account_app(
     """A service account: client credentials, no login step, no refresh token."""
     import globus_sdk
 
-    return globus_sdk.ClientApp(
+    client = globus_sdk.ConfidentialAppAuthClient(
+        str(settings.client_id), str(settings.client_secret), app_name=APP_NAME
+    )
+    app = globus_sdk.ClientApp(
         APP_NAME,
-        client_id=str(settings.client_id),
-        client_secret=str(settings.client_secret),
+        login_client=bounded(client, settings.globus_timeout),
         scope_requirements=requirements,
         config=globus_sdk.GlobusAppConfig(token_storage=open_storage(settings)),
     )
+    bound_app_clients(app, settings.globus_timeout)
+    return app
 
 
 def _refresh_tokens_naming_no_identity(app: globus_sdk.UserApp) -> None:

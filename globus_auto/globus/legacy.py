@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from globus_auto.errors import GlobusUnavailable, LoginRequired
-from globus_auto.globus.app import APP_NAME, REQUEST_TIMEOUT, build_app, open_storage
+from globus_auto.globus.app import APP_NAME, bounded, build_app, open_storage
 from globus_auto.globus.consents import (
     TRANSFER_RS,
     known_collections,
@@ -144,7 +144,7 @@ def import_refresh_token(settings: Settings, old: OldToken, source: Path) -> boo
     client = globus_sdk.NativeAppAuthClient(
         client_id=str(settings.client_id), app_name=APP_NAME
     )
-    client.transport.http_timeout = REQUEST_TIMEOUT
+    bounded(client, settings.globus_timeout)
     login = f"log in once on a terminal: {login_command(settings)}"
     try:
         response = client.oauth2_refresh_token(old.refresh_token)

@@ -12,7 +12,13 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from globus_auto.errors import GlobusAutoError, LoginRequired
-from globus_auto.globus.app import APP_NAME, build_app, locked, open_storage
+from globus_auto.globus.app import (
+    APP_NAME,
+    bounded,
+    build_app,
+    locked,
+    open_storage,
+)
 from globus_auto.globus.consents import (
     COLLECTIONS_FILE,
     job_collections,
@@ -169,6 +175,7 @@ def run_logout(settings: Settings) -> str:
         login_client = globus_sdk.NativeAppAuthClient(
             str(settings.client_id), app_name=APP_NAME
         )
+    bounded(login_client, settings.globus_timeout)
     failed = 0
     for data in storage.get_token_data_by_resource_server().values():
         for token in (data.access_token, data.refresh_token):
@@ -201,7 +208,9 @@ def connect(settings: Settings, prompt: LoginPrompt | None) -> Gateway:
     # No login offer here: the run offered it once before its jobs, and a
     # person who declined is not asked again.
     app = build_app(settings, prompt=prompt, data_access=stored_data_access(settings))
-    return transfer.connect(app, state_dir=settings.state_dir)
+    return transfer.connect(
+        app, state_dir=settings.state_dir, seconds=settings.globus_timeout
+    )
 
 
 def _service_account_gateway(settings: Settings) -> Gateway:
@@ -214,7 +223,9 @@ def _service_account_gateway(settings: Settings) -> Gateway:
 
     known = known_collections(settings)
     app = build_app(settings, prompt=None, data_access=stored_data_access(settings))
-    gateway = transfer.connect(app, state_dir=settings.state_dir)
+    gateway = transfer.connect(
+        app, state_dir=settings.state_dir, seconds=settings.globus_timeout
+    )
     new = [c for c in job_collections(settings.jobs) if c not in known]
     for collection in new:
         try:
@@ -236,5 +247,7 @@ def _service_account_gateway(settings: Settings) -> Gateway:
             )
             with globus_errors("getting tokens for the service account"):
                 app.login(force=True)
-            gateway = transfer.connect(app, state_dir=settings.state_dir)
+            gateway = transfer.connect(
+                app, state_dir=settings.state_dir, seconds=settings.globus_timeout
+            )
     return gateway

@@ -44,7 +44,9 @@ def look_at_collections(
 
     from globus_auto.globus.app import transfer_client
 
-    client = transfer_client(app, state_dir=settings.state_dir)
+    client = transfer_client(
+        app, seconds=settings.globus_timeout, state_dir=settings.state_dir
+    )
     for collection, path in _collection_paths(settings):
         try:
             doc = client.get_endpoint(collection)

@@ -26,7 +26,12 @@ from typing import Any
 import globus_sdk
 import pytest
 import responses
-from globus_sdk.testing import RegisteredResponse, get_last_request, load_response
+from globus_sdk.testing import (
+    RegisteredResponse,
+    get_last_request,
+    get_response_set,
+    load_response,
+)
 from globus_sdk.testing.data.transfer._common import ENDPOINT_ID, TASK_ID
 
 from globus_auto.emulator import Emulator
@@ -38,6 +43,7 @@ from globus_auto.errors import (
     SessionRequired,
     TaskUnknown,
     TransferFailed,
+    UnknownCollection,
 )
 from globus_auto.globus.gateway import Gateway, connect
 
@@ -264,6 +270,27 @@ def test_an_endpoint_id_where_a_collection_is_needed_is_refused(world: World) ->
     with pytest.raises(NotACollection, match="not a collection") as caught:
         world.gateway.check_collection(world.endpoint, "destination")
     assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("role", "variable"), [("source", "SRC_ID"), ("destination", "DST_ID")]
+)
+def test_a_collection_id_globus_does_not_know_is_a_config_error(
+    world: World, role: str, variable: str
+) -> None:
+    unknown = ENDPOINT_ID if world.recorded else str(uuid.uuid4())
+    if world.recorded:
+        # globus-sdk's recorded answer for an endpoint id Transfer does not
+        # know (set_subscription_id, case "not_found"), served for its lookup.
+        body = get_response_set(globus_sdk.TransferClient.set_subscription_id)
+        answer = body.lookup("not_found").json
+        world.serve("GET", f"/endpoint/{unknown}", 404, answer)
+    with pytest.raises(UnknownCollection) as caught:
+        world.gateway.check_collection(unknown, role)
+    assert caught.value.exit_code == 2
+    assert str(caught.value).startswith(
+        f"{variable} {unknown} names no collection Globus knows (404 EndpointNotFound"
+    )
 
 
 def test_a_missing_folder_is_known_by_its_status(world: World) -> None:

@@ -41,7 +41,10 @@ def test_everything_ok_creates_the_destination(
     lines = result.stdout.splitlines()
     assert lines[0] == f"✔ config: {config}: jobs default"
     assert f"✔ state folder: {tmp_path / 'state'} is writable" in lines
-    assert "✔ login: service account: Globus Transfer accepts it" in lines
+    assert (
+        "✔ login: service account: Globus Auth accepts CLIENT_SECRET, Globus "
+        "Transfer accepts it"
+    ) in lines
     assert any(
         line.startswith("✔ default: source collection: /data is listed")
         for line in lines
@@ -77,7 +80,7 @@ def test_test_mail_reaches_the_smtp_server(
     without = invoke(config)
     assert without.exit_code == 0, without.output
     assert "- mail: alerts go to me@example.org, you@example.org" in without.stdout
-    assert "globus-auto check --test-mail" in without.stdout
+    assert "globus-auto check --test-notify" in without.stdout  # or --test-mail
     assert smtp_server.messages == []
 
     result = invoke(config, "--test-mail")

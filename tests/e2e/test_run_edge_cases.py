@@ -18,7 +18,7 @@ from helpers_e2e import src_data, write_config, write_files
 from globus_auto.alerts import delivery
 from globus_auto.cli.group import cli
 from globus_auto.engine import crash as crashpoints
-from globus_auto.errors import EndpointNotReady
+from globus_auto.errors import EndpointNotReady, UnknownCollection
 from globus_auto.globus.errors import globus_errors
 from globus_auto.globus.gateway import Gateway
 from globus_auto.lock import job_lock
@@ -119,7 +119,7 @@ def test_reset_refuses_while_a_run_holds_the_job_lock(
     before = state_files(state)["datastore"]
 
     with job_lock(state, "default"):  # a run of the job is working
-        result = invoke(config, "reset")
+        result = invoke(config, "reset", "--yes")
     assert result.exit_code == 1
     assert "another globus-auto is running job default" in result.stderr
     assert "nothing was reset" in result.stderr and "run the reset again" in (
@@ -128,7 +128,7 @@ def test_reset_refuses_while_a_run_holds_the_job_lock(
     assert len(result.stderr.strip().splitlines()) == 1
     assert state_files(state)["datastore"] == before
 
-    done = invoke(config, "reset")  # and once it has finished
+    done = invoke(config, "reset", "--yes")  # and once it has finished
     assert done.exit_code == 0, done.output
     assert "default: forgot 1 file;" in done.stdout
 
@@ -229,9 +229,12 @@ def test_collection_errors_name_the_collection_once(globus_env: TestEmulator) ->
         gw.list_dir(dst, "/backup", "destination")
     messages.append(str(listing.value))
     globus_env.set_collection(dst, connected=True)
+    # An id Globus does not know is the config's fault, not a collection that
+    # is not ready: a config error (exit 2) naming DST_ID.
     unknown = "00000000-0000-4000-8000-00000000abcd"
-    with pytest.raises(EndpointNotReady) as lookup:
+    with pytest.raises(UnknownCollection) as lookup:
         gw.check_collection(unknown, "destination")
+    assert lookup.value.exit_code == 2
     messages.append(str(lookup.value))
     with (
         pytest.raises(EndpointNotReady) as mkdir,
@@ -245,7 +248,7 @@ def test_collection_errors_name_the_collection_once(globus_env: TestEmulator) ->
         "ExternalError.DirListingFailed.ConnectFailed"
     )
     assert messages[1].startswith(
-        f"looking up the destination collection ({unknown}): EndpointNotFound"
+        f"DST_ID {unknown} names no collection Globus knows (404 EndpointNotFound"
     )
     assert messages[2] == (
         f"creating /backup on the destination collection ({dst}): "

@@ -121,3 +121,59 @@ def test_the_identity_check_dropped_for_imported_tokens_is_where_we_drop_it(
     assert isinstance(storage.validators, list)
     assert any(isinstance(v, UnchangingIdentityIDValidator) for v in storage.validators)
     assert isinstance(storage.token_storage, TokenStorage)
+
+
+def test_each_client_calls_through_our_transport_with_our_retry_check_first() -> None:
+    """``bounded`` swaps a made client's ``transport`` and ``retry_config``
+    (plain attributes, read at each request) and keeps the SDK's own checks
+    after the deadline's; ``DeadlineTransport`` overrides ``request``, which
+    the client calls with keywords only, and mounts its adapter on
+    ``session``; the adapter swaps urllib3's pool classes."""
+    import urllib3
+    from globus_sdk.transport import RequestsTransport
+
+    from globus_auto.globus.app import bounded
+    from globus_auto.globus.watchdog import (
+        DeadlineAdapter,
+        DeadlineTransport,
+        stop_retrying_after_deadline,
+    )
+
+    client = globus_sdk.TransferClient(
+        authorizer=globus_sdk.AccessTokenAuthorizer("unused")
+    )
+    own = list(client.retry_config.checks)
+    bounded(client, 5.0)
+    assert isinstance(client.transport, DeadlineTransport)
+    assert list(client.retry_config.checks) == [stop_retrying_after_deadline, *own]
+    assert client.transport.user_agent.endswith("/globus-auto")
+    parameters = inspect.signature(RequestsTransport.request).parameters
+    assert list(parameters)[:3] == ["self", "method", "url"]
+    assert all(p.kind is p.KEYWORD_ONLY for p in list(parameters.values())[3:])
+    assert isinstance(
+        client.transport.session.get_adapter("https://x/"), DeadlineAdapter
+    )
+    assert isinstance(urllib3.PoolManager().pool_classes_by_scheme, dict)
+
+
+def test_the_consent_client_of_an_app_is_where_we_bound_it() -> None:
+    """The app's own Auth client (consents) sits in its validating storage."""
+    from globus_sdk.token_storage.validating_token_storage import (
+        ScopeRequirementsValidator,
+    )
+
+    from globus_auto.globus.app import bound_app_clients
+    from globus_auto.globus.watchdog import DeadlineTransport
+
+    app = globus_sdk.UserApp(
+        "surface",
+        client_id="00000000-0000-0000-0000-000000000001",
+        config=globus_sdk.GlobusAppConfig(token_storage="memory"),
+    )
+    (validator,) = [
+        v
+        for v in app.token_storage.validators
+        if isinstance(v, ScopeRequirementsValidator)
+    ]
+    bound_app_clients(app, 5.0)
+    assert isinstance(validator.consent_client.transport, DeadlineTransport)
