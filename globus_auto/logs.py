@@ -9,6 +9,7 @@ tracebacks. ``cron.log``, which the crontab line appends to, is capped by
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
 import os
@@ -83,7 +84,27 @@ def setup_console(verbose: int) -> None:
 
 
 class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
-    """A rotating log whose every file, new or rotated, is 0600."""
+    """A rotating log whose every file, new or rotated, is 0600.
+
+    A log file the disk refuses (full, failing) is said once, in one line on
+    stderr, and the run goes on without it; logging's default would print a
+    traceback for every line, which cron mails.
+    """
+
+    write_failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
+            super().handleError(record)
+            return
+        if not self.write_failed:
+            self.write_failed = True
+            sys.stderr.write(
+                f"globus-auto: cannot write the log file {self.baseFilename} "
+                f"({error.strerror or error}); this run goes on without it: "
+                "check that its disk has free space\n"
+            )
 
     def _open(self) -> Any:
         old = os.umask(0o077)
@@ -100,7 +121,9 @@ def setup_file(state_dir: Path) -> Path:
     for handler in list(root.handlers):
         if getattr(handler, "_globus_auto_file", False):
             root.removeHandler(handler)
-            handler.close()
+            # Its last lines may not fit on a full disk; that was said once.
+            with contextlib.suppress(OSError):
+                handler.close()
     handler = PrivateRotatingFileHandler(
         path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
     )

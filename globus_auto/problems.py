@@ -31,8 +31,13 @@ class Kind(str, Enum):
     SKIPPED = "skipped-by-globus"  # Globus skipped files that are still there
     SOURCE_PROBLEM = "source-problem"  # the source is missing or unmounted
     UNSENDABLE = "unsendable-files"  # some files in it cannot be sent as they are
+    BLOCKED = "blocked-at-destination"  # a folder where a file goes, or the reverse
+    UNSETTLED = "never-settles"  # a file changed at every scan for a day
     DATASTORE = "datastore"
+    STATE_DISK = "state-disk"  # the state folder's disk is full or failing
     RUN_STUCK = "run-stuck"  # a run has held the job's lock too long
+    CONFIG = "config-error"  # SRC_ID/DST_ID unknown to Globus, or not a collection
+    GLOBUS_UNAVAILABLE = "globus-unavailable"  # network, timeout, 429, 5xx
     UNEXPECTED = "unexpected"
 
 
@@ -77,8 +82,13 @@ SUMMARIES = {
     Kind.SKIPPED: "Globus could not read some files",
     Kind.SOURCE_PROBLEM: "the source directory is not usable",
     Kind.UNSENDABLE: "some files cannot be sent",
+    Kind.BLOCKED: "some files are blocked at the destination",
+    Kind.UNSETTLED: "a file never stops changing",
     Kind.DATASTORE: "the datastore is not usable",
+    Kind.STATE_DISK: "the disk holding the state folder is full or failing",
     Kind.RUN_STUCK: "a run has not finished",
+    Kind.CONFIG: "SRC_ID or DST_ID names no usable collection",
+    Kind.GLOBUS_UNAVAILABLE: "Globus is busy or unreachable",
     Kind.UNEXPECTED: "an unexpected error",
 }
 
@@ -87,20 +97,40 @@ def what_to_do(kind: Kind, settings: Settings, job: Job) -> str:
     """The commands that fix a problem of ``kind`` for ``job``, for the mail."""
     config = f"--config {settings.config_path}"
     status = f"globus-auto {config} status --job {job.name}"
+    check = f"globus-auto {config} check"  # shows the cause of most problems
     if kind is Kind.LOGIN_REQUIRED:
         if settings.client_secret:
             return (
                 "Check that the service account's client id and secret are valid and "
-                f"that it has access to both collections, then run: {status}"
+                f"that it has access to both collections, then run: {check}"
             )
         return f"Log in again on a terminal: globus-auto {config} login"
+    if kind is Kind.CONFIG:
+        return (
+            f"Fix SRC_ID or DST_ID of job {job.name} in {settings.config_path} "
+            "(copy the collection's id from app.globus.org → Collections), then "
+            f"run: {check}"
+        )
+    if kind is Kind.GLOBUS_UNAVAILABLE:
+        return (
+            "Nothing, if it passes: the next run retries and loses nothing. If it "
+            "persists, check this machine's network and proxy settings and "
+            f"https://status.globus.org, then run: {check}"
+        )
     if kind is Kind.ENDPOINT_NOT_READY:
         return (
             f"Check that collections {job.src_id} and {job.dst_id} are online and "
-            f"that the paths exist, then run: globus-auto {config} check"
+            f"that the paths exist, then run: {check}"
         )
     if kind is Kind.SOURCE_PROBLEM:
-        return f"Check that {job.src_local_dir} is mounted and readable, then: {status}"
+        return f"Check that {job.src_local_dir} is mounted and readable, then: {check}"
+    if kind is Kind.STATE_DISK:
+        return (
+            f"Free space on the disk holding {settings.state_dir} (df -h "
+            f"{settings.state_dir}) or, if it has room, check it for errors "
+            "(dmesg); nothing already recorded is lost. Then run: "
+            f"{status}"
+        )
     if kind is Kind.TASK_FAILED:
         return f"See the task at https://app.globus.org/activity and run: {status}"
     if kind is Kind.TASK_INACTIVE:
@@ -113,6 +143,28 @@ def what_to_do(kind: Kind, settings: Settings, job: Job) -> str:
             f"Globus needs fresh credentials for it: {renew}, and renew the "
             "collection's credentials if app.globus.org/activity asks you to. The "
             "task then resumes; nothing is lost meanwhile."
+        )
+    if kind is Kind.BLOCKED:
+        return (
+            f"On collection {job.dst_id}, move aside or remove each destination path "
+            "named (a folder where the source now has a file, or a file where the "
+            "source now has a folder), e.g. in app.globus.org → File Manager; for "
+            "PERMISSION_DENIED or INVALID_PATH_NAME, let your identity write there "
+            f"or rename the item in {job.src_local_dir}. The next run sends it. "
+            f"List them with: {status}"
+        )
+    if kind is Kind.UNSETTLED:
+        settled = (
+            f"has not changed for MIN_AGE ({job.min_age:g} s)"
+            if job.min_age > 0
+            else "stops changing while it is read"
+        )
+        return (
+            "If it is written all the time (a live log, a database), add it to "
+            f"EXCLUDE of job {job.name} in {settings.config_path} and let a copy "
+            "made when it is complete be sent instead; else find what keeps "
+            f"writing it. It is sent as soon as it {settled}. List them with: "
+            f"{status}"
         )
     if kind is Kind.SKIPPED:
         return (
@@ -184,7 +236,7 @@ def datastore_unusable_problem(
         what_to_do=(
             f"Check that {settings.state_dir} is writable by this user and "
             "that its disk has free space, then run: globus-auto --config "
-            f"{settings.config_path} status"
+            f"{settings.config_path} check"
         ),
         next_attempt="The next scheduled run will try again.",
     )

@@ -46,9 +46,22 @@ class CliState:
 
 
 def state_folder_problem(settings: Settings) -> str | None:
-    """What to do when the state folder or a file in it is another user's."""
+    """What to do when the state folder is a file, or it or a file in it is
+    another user's; None when it is usable (or does not exist yet)."""
     from globus_auto.files import not_owned
 
+    blocked = _file_in_the_way(settings.state_dir)
+    if blocked is not None:
+        what = (
+            "the state folder"
+            if blocked == settings.state_dir
+            else f"the state folder {settings.state_dir} cannot be made:"
+        )
+        return (
+            f"{what} {blocked} is a file, not a folder; move it away "
+            f"(mv {blocked} {blocked}.old) or set STATE_DIR in "
+            f"{settings.config_path} to a folder"
+        )
     found = not_owned(settings.state_dir)
     if found is None:
         return None
@@ -59,6 +72,21 @@ def state_folder_problem(settings: Settings) -> str | None:
         else f"{path} in the state folder"
     )
     return _not_yours(what, owner, settings.state_dir, settings.config_path)
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The first existing one of ``folder`` and its parents when it is not a
+    folder (a file, a dangling link), else None.
+
+    Why: creating the state folder there fails with a bare FileExistsError or
+    NotADirectoryError, which says neither which path nor what to do.
+    """
+    for path in (folder, *folder.parents):
+        if path.is_dir():
+            return None
+        if path.exists() or path.is_symlink():
+            return path
+    return None
 
 
 def permission_problem(exc: PermissionError, config_option: str | None) -> str:

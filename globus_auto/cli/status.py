@@ -18,7 +18,8 @@ from globus_auto.errors import EXIT_CODES_HELP, GlobusAutoError
 from globus_auto.text import counted, human_bytes
 
 if TYPE_CHECKING:
-    from globus_auto.datastore.records import TaskRecord
+    from globus_auto.alerts.policy import AlertRecord
+    from globus_auto.datastore.records import RunRecord, TaskRecord
     from globus_auto.datastore.store import Datastore
     from globus_auto.globus.gateway import Gateway
     from globus_auto.settings.model import Job, Settings
@@ -103,29 +104,51 @@ def job_status(
         "waiting_files": 0,
         "waiting_bytes": 0,
         "tasks_in_flight": [],
+        "max_tasks_in_flight": job.max_tasks_in_flight,
         "last_run": None,
         "last_delivery": None,
         "alerts": [],
         "problem_files": {"count": 0, "files": []},
+        "blocked_files": {"count": 0, "files": []},
+        "changing_files": {"count": 0, "files": []},
     }
-    job_id = None if store is None else store.existing_job_id(job.identity)
+    from globus_auto.engine.standing import job_standing
+
+    standing = job_standing(store, job)  # the metrics file reads the same
+    job_id = standing.job_id
     status["running"] = _running(settings, job)
-    if store is not None:
-        status["last_run"] = _last_run(store, job.name)
-        status["alerts"] = _alerts(store, job.name)
+    status["last_run"] = _last_run(standing.last_run)
+    status["alerts"] = _alerts(standing.alerts)
     if store is not None and job_id is not None:
-        waiting_files, waiting_bytes = store.pending_totals(job_id)
         status.update(
-            tracked_files=store.count_files(job_id),
-            waiting_files=waiting_files,
-            waiting_bytes=waiting_bytes,
-            tasks_in_flight=[_task(t, gateway) for t in store.open_tasks(job_id)],
-            last_delivery=_iso(store.last_delivery(job_id)),
+            tracked_files=standing.tracked_files,
+            waiting_files=standing.waiting_files,
+            waiting_bytes=standing.waiting_bytes,
+            tasks_in_flight=[_task(t, gateway) for t in standing.tasks_in_flight],
+            last_delivery=_iso(standing.last_delivery),
             problem_files={
-                "count": store.count_problems(job_id),
+                "count": standing.problem_files,
                 "files": [
                     {"path": _shown_path(path), "reason": reason}
                     for path, reason in store.problems(job_id, PROBLEM_FILES_SHOWN)
+                ],
+            },
+            blocked_files={
+                "count": standing.blocked_files,
+                "files": [
+                    {"path": _shown_path(path), "reason": reason}
+                    for path, reason in sorted(
+                        store.blocked_files(job_id, PROBLEM_FILES_SHOWN)
+                    )
+                ],
+            },
+            changing_files={
+                "count": standing.changing_files,
+                "files": [
+                    {"path": _shown_path(path), "since": _iso(since)}
+                    for path, since in store.changing_files(
+                        job_id, limit=PROBLEM_FILES_SHOWN
+                    )
                 ],
             },
         )
@@ -143,11 +166,9 @@ def _running(settings: Settings, job: Job) -> dict[str, Any] | None:
     return {"pid": held.pid, "since": _iso(held.since)}
 
 
-def _last_run(store: Datastore, job: str) -> dict[str, Any] | None:
-    runs = store.last_runs(job, 1)
-    if not runs:
+def _last_run(run: RunRecord | None) -> dict[str, Any] | None:
+    if run is None:
         return None
-    run = runs[0]
     return {
         "started": _iso(run.started),
         "finished": _iso(run.finished),
@@ -158,10 +179,8 @@ def _last_run(store: Datastore, job: str) -> dict[str, Any] | None:
     }
 
 
-def _alerts(store: Datastore, job: str) -> list[dict[str, Any]]:
+def _alerts(records: Sequence[AlertRecord]) -> list[dict[str, Any]]:
     """The job's open alerts (those not yet found fixed), as JSON-ready values."""
-    from globus_auto.alerts.store import open_alerts
-
     return [
         {
             "kind": record.kind.value,
@@ -173,8 +192,7 @@ def _alerts(store: Datastore, job: str) -> list[dict[str, Any]]:
             if record.last_sent is None
             else record.last_sent.isoformat(),
         }
-        for record in open_alerts(store, job)
-        if record.resolved_at is None  # fixed; only the "resolved" mail is to go out
+        for record in records
     ]
 
 
@@ -212,7 +230,11 @@ def _task(task: TaskRecord, gateway: Gateway | None) -> dict[str, Any]:
 
 def _verdict(status: dict[str, Any], never_ran: bool) -> str:
     """One word for the job: ok, waiting, attention or never run."""
-    if status["alerts"] or status["problem_files"]["count"]:
+    if (
+        status["alerts"]
+        or status["problem_files"]["count"]
+        or status["blocked_files"]["count"]
+    ):
         return "attention"
     if never_ran:
         return "never run"
@@ -270,18 +292,9 @@ def _job_lines(job: dict[str, Any], config: str, now: datetime) -> list[str]:
         f"  to          {dst['path']} on {dst['collection']}",
         f"  tracked     {counted(job['tracked_files'], 'file')}",
         f"  waiting     {_files(job['waiting_files'], job['waiting_bytes'])}"
-        " not yet delivered",
+        f" not yet delivered{_changing_note(job['changing_files'])}",
     ]
-    for task in job["tasks_in_flight"]:
-        where = "Globus now" if task["source"] == "globus" else "as of the last run"
-        lines.append(
-            f"  in flight   task {task['task_id'] or '(being submitted)'}: "
-            f"{task['progress'] or task['status']} [{where}]"
-        )
-        if task.get("note"):
-            lines.append(f"              {task['note']}")
-        if task.get("refresh_error"):
-            lines.append(f"              could not ask Globus: {task['refresh_error']}")
+    lines += _in_flight_lines(job)
     if job.get("running"):
         running = job["running"]
         lines.append(
@@ -297,10 +310,40 @@ def _job_lines(job: dict[str, Any], config: str, now: datetime) -> list[str]:
         lines.append(f"              {alert['what_happened']}")
         lines.append(f"              to fix: {alert['what_to_do']}")
     lines += _problem_lines(job["problem_files"])
+    lines += _blocked_lines(job["blocked_files"])
+    lines += _changing_lines(job["changing_files"], now)
     if job["state"] == "never run":
         lines.append(
             f"  next        see what would be sent: globus-auto --config {config} "
             f"run --dry-run --job {job['name']}"
+        )
+    return lines
+
+
+def _in_flight_lines(job: dict[str, Any]) -> list[str]:
+    """Lines for each task in flight (what it carries) and the job's limit."""
+    tasks = job["tasks_in_flight"]
+    lines = []
+    for task in tasks:
+        where = "Globus now" if task["source"] == "globus" else "as of the last run"
+        carries = (
+            "the whole directory"
+            if task["whole_directory"]
+            else _files(task["files"], task["bytes"])
+        )
+        lines.append(
+            f"  in flight   task {task['task_id'] or '(being submitted)'}: "
+            f"{task['progress'] or task['status']} [{where}]"
+        )
+        lines.append(f"              carries {carries}")
+        if task.get("note"):
+            lines.append(f"              {task['note']}")
+        if task.get("refresh_error"):
+            lines.append(f"              could not ask Globus: {task['refresh_error']}")
+    if len(tasks) > 1 or (tasks and len(tasks) >= job["max_tasks_in_flight"]):
+        lines.append(
+            f"              {counted(len(tasks), 'task')} in flight, at most "
+            f"{job['max_tasks_in_flight']} at once (MAX_TASKS_IN_FLIGHT)"
         )
     return lines
 
@@ -322,6 +365,41 @@ def _problem_lines(problems: dict[str, Any]) -> list[str]:
     lines = [f"  not sent    {count} could not be read or sent:"]
     lines += [f"              {p['path']}: {p['reason']}" for p in problems["files"]]
     hidden = problems["count"] - len(problems["files"])
+    if hidden > 0:
+        lines.append(f"              ... and {hidden:,} more (see --json)")
+    return lines
+
+
+def _blocked_lines(blocked: dict[str, Any]) -> list[str]:
+    """The files held back by a folder or file of the other type at the
+    destination, each with why (the path to fix)."""
+    if not blocked["count"]:
+        return []
+    count = counted(blocked["count"], "file")
+    verb = "waits" if blocked["count"] == 1 else "wait"
+    lines = [f"  blocked     {count} {verb} for a path to be fixed at the destination:"]
+    lines += [f"              {p['path']}: {p['reason']}" for p in blocked["files"]]
+    hidden = blocked["count"] - len(blocked["files"])
+    if hidden > 0:
+        lines.append(f"              ... and {hidden:,} more (see --json)")
+    return lines
+
+
+def _changing_note(changing: dict[str, Any]) -> str:
+    return f" ({changing['count']:,} changing)" if changing["count"] else ""
+
+
+def _changing_lines(changing: dict[str, Any], now: datetime) -> list[str]:
+    """The files changed at every scan lately: not sent until they settle."""
+    if not changing["count"]:
+        return []
+    count = counted(changing["count"], "file")
+    lines = [f"  changing    {count} changed at every run lately, sent once settled:"]
+    lines += [
+        f"              {p['path']} (since {_when(p['since'], now)})"
+        for p in changing["files"]
+    ]
+    hidden = changing["count"] - len(changing["files"])
     if hidden > 0:
         lines.append(f"              ... and {hidden:,} more (see --json)")
     return lines

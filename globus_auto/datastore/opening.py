@@ -3,7 +3,8 @@
 The header, schema and version are checked at every open, ``PRAGMA
 quick_check`` at most once a day. A file that fails them is moved aside (never
 deleted) by :func:`move_aside`, so the caller can start afresh and keep the
-old file for a bug report.
+old file for a bug report. Only such a file: one that is busy, or on a full
+or failing disk, is healthy, and the error says so.
 """
 
 from __future__ import annotations
@@ -13,80 +14,30 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from globus_auto.datastore import schema
+from globus_auto.datastore.connection import (
+    NotADatastore,
+    StateDiskError,
+    datastore_error,
+    disk_errors,
+    is_corruption,
+)
 from globus_auto.datastore.records import ts_text
+from globus_auto.datastore.schema import SCHEMA_VERSION
 from globus_auto.datastore.store import Datastore
 from globus_auto.errors import DatastoreError
 from globus_auto.files import ensure_private_dir
 
-SCHEMA_VERSION = 1
 DATASTORE_NAME = "datastore"
+DRY_RUN_PREFIX = "dry-run-"  # then the process id, "-" and mkdtemp's letters
+STALE_COPY_AGE = 24 * 3600.0  # seconds; an old-style copy's age past which it goes
 # How often opening the datastore runs PRAGMA quick_check (see _initialise).
 INTEGRITY_CHECK_EVERY = timedelta(days=1)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY,
-    identity TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL,
-    created TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS files (
-    job INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
-    path BLOB NOT NULL,
-    size INTEGER,
-    mtime_ns INTEGER,
-    ctime_ns INTEGER,
-    inode INTEGER,
-    digest BLOB,
-    delivered BLOB,
-    sending BLOB,
-    problem TEXT,
-    PRIMARY KEY (job, path)
-) WITHOUT ROWID;
--- Queries name these partial indexes (INDEXED BY): without statistics the
--- planner prefers the primary key, which reads every row of the job, and a
--- run with nothing to send would cost a pass over the whole table.
-CREATE INDEX IF NOT EXISTS files_pending ON files (job)
-    WHERE digest IS NOT NULL AND delivered IS NOT digest;
-CREATE INDEX IF NOT EXISTS files_problem ON files (job) WHERE problem IS NOT NULL;
-CREATE TABLE IF NOT EXISTS tasks (
-    submission_id TEXT PRIMARY KEY,
-    job INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
-    task_id TEXT,
-    state TEXT NOT NULL,
-    recursive INTEGER NOT NULL,
-    files INTEGER NOT NULL,
-    bytes INTEGER NOT NULL,
-    created TEXT NOT NULL,
-    submitted TEXT,
-    globus_status TEXT,
-    detail TEXT,
-    settled TEXT
-);
-CREATE INDEX IF NOT EXISTS tasks_open ON tasks (job) WHERE state != 'settled';
-CREATE TABLE IF NOT EXISTS alerts (
-    job TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    record TEXT NOT NULL,
-    PRIMARY KEY (job, kind)
-);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY,
-    job TEXT NOT NULL,
-    started TEXT NOT NULL,
-    finished TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    files_sent INTEGER NOT NULL DEFAULT 0,
-    bytes_sent INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS runs_job ON runs (job, id);
-"""
 
 
 def datastore_path(state_dir: Path) -> Path:
@@ -96,25 +47,28 @@ def datastore_path(state_dir: Path) -> Path:
 def open_datastore(state_dir: Path, now: datetime) -> Datastore:
     """Open (creating if needed) the datastore in ``state_dir``.
 
-    A file that is not a readable datastore of a known schema raises
+    A file that is damaged or not a datastore of a known schema raises
     :class:`CorruptDatastore`; the caller moves it aside with
-    :func:`move_aside` and opens a fresh one.
+    :func:`move_aside` and opens a fresh one. A full or failing disk raises
+    :class:`StateDiskError`, and any other failure (busy, read-only) a
+    :class:`DatastoreError`: the file is healthy and stays where it is.
     """
-    ensure_private_dir(state_dir)
     path = datastore_path(state_dir)
-    fresh = not path.exists()
-    if fresh:
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-        os.close(fd)
+    with disk_errors(state_dir):
+        ensure_private_dir(state_dir)
+        if not path.exists():
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
-        raise DatastoreError(f"cannot open the datastore {path}: {exc}") from exc
+        raise datastore_error(exc, path, "open") from exc
     try:
         _initialise(conn, now)
     except sqlite3.DatabaseError as exc:
         conn.close()
-        raise CorruptDatastore(path, str(exc)) from exc
+        if is_corruption(exc):
+            raise CorruptDatastore(path, str(exc)) from exc
+        raise datastore_error(exc, path, "open") from exc
     return Datastore(path, conn)
 
 
@@ -135,9 +89,7 @@ def _initialise(conn: sqlite3.Connection, now: datetime) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         _check_schema(conn)
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement)
+        schema.create(conn)
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
             (str(SCHEMA_VERSION),),
@@ -149,7 +101,9 @@ def _initialise(conn: sqlite3.Connection, now: datetime) -> None:
         _check_integrity_if_due(conn, now)
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLITE_FULL may have rolled it back already
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
         raise
     for suffix in ("-wal", "-shm"):
         side = Path(str(_db_path(conn)) + suffix)
@@ -158,7 +112,8 @@ def _initialise(conn: sqlite3.Connection, now: datetime) -> None:
 
 
 def _check_schema(conn: sqlite3.Connection) -> None:
-    """Refuse a file that is not this version's datastore (an empty one is new)."""
+    """Refuse a file that is not a datastore of this or an upgradable version
+    (an empty one is new); upgrade an earlier one."""
     tables = {
         r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
     }
@@ -166,13 +121,13 @@ def _check_schema(conn: sqlite3.Connection) -> None:
         row = conn.execute(
             "SELECT value FROM meta WHERE key = 'schema_version'"
         ).fetchone()
-        version = int(row[0]) if row else 0
-        if version != SCHEMA_VERSION:
-            raise sqlite3.DatabaseError(
-                f"schema version {version}, this globus-auto uses {SCHEMA_VERSION}"
-            )
+        try:
+            version = int(row[0]) if row else 0
+        except ValueError:
+            raise NotADatastore(f"schema version {row[0]!r} is no number") from None
+        schema.upgrade(conn, version)  # raises for a version it cannot upgrade
     elif tables:
-        raise sqlite3.DatabaseError("not a globus-auto datastore")
+        raise NotADatastore("not a globus-auto datastore")
 
 
 def _check_integrity_if_due(conn: sqlite3.Connection, now: datetime) -> None:
@@ -195,7 +150,7 @@ def _check_integrity_if_due(conn: sqlite3.Connection, now: datetime) -> None:
         return
     check = conn.execute("PRAGMA quick_check").fetchone()
     if check is None or check[0] != "ok":
-        raise sqlite3.DatabaseError(f"integrity check failed: {check}")
+        raise NotADatastore(f"integrity check failed: {check}")
     conn.execute(
         "INSERT OR REPLACE INTO meta (key, value) VALUES ('integrity_checked', ?)",
         (ts_text(now),),
@@ -231,15 +186,67 @@ def private_copy(store: Datastore, now: datetime) -> Iterator[Datastore]:
     writes never hold the real datastore's write lock, which a cron run of
     another job would wait for, and they vanish at the end. The copy is taken
     into a 0700 folder beside the datastore, where there is room for it, and
-    deleted with that folder afterwards.
+    deleted with that folder afterwards; a stop signal unwinds to here too
+    (:mod:`globus_auto.engine.crash`). The folder's name holds the process
+    id, so that the copy of a dry run killed outright (SIGKILL, a power cut)
+    is deleted by the next dry run.
     """
-    folder = Path(tempfile.mkdtemp(prefix="dry-run-", dir=store.path.parent))
+    remove_stale_copies(store.state_dir)
+    with disk_errors(store.state_dir):
+        folder = Path(
+            tempfile.mkdtemp(
+                prefix=f"{DRY_RUN_PREFIX}{os.getpid()}-", dir=store.state_dir
+            )
+        )
     try:
         store.copy_to(datastore_path(folder))
-        copy = open_datastore(folder, now)
+        try:
+            copy = open_datastore(folder, now)
+        except StateDiskError as exc:  # the folder to free is the state folder
+            raise StateDiskError(store.state_dir, exc.detail, exc.full) from exc
+        copy.state_dir = store.state_dir
         try:
             yield copy
         finally:
             copy.close()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_stale_copies(state_dir: Path) -> list[Path]:
+    """Delete the dry-run copies in ``state_dir`` whose process is gone;
+    returns them.
+
+    A copy from before its folder held a process id (``dry-run-XXXXXXXX``) is
+    deleted once it is a day old: no dry run lasts that long.
+    """
+    removed = []
+    for folder in state_dir.glob(f"{DRY_RUN_PREFIX}*"):
+        pid = _copy_owner(folder.name)
+        stale = _age(folder) > STALE_COPY_AGE if pid is None else not _alive(pid)
+        if stale and folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _copy_owner(name: str) -> int | None:
+    owner = name[len(DRY_RUN_PREFIX) :].partition("-")
+    return int(owner[0]) if owner[1] and owner[0].isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process of that number
+        return True
+    return True
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.lstat().st_mtime
+    except OSError:
+        return 0.0

@@ -16,6 +16,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 
+from globus_auto.datastore.changing import UPSERT_CHANGING, Changing
 from globus_auto.datastore.history import History
 from globus_auto.datastore.records import (
     PREPARING,
@@ -33,7 +34,7 @@ from globus_auto.datastore.records import (
 log = logging.getLogger(__name__)
 
 
-class Datastore(History):
+class Datastore(History, Changing):
     """The SQLite datastore. Open it with :func:`open_datastore`."""
 
     # -- jobs --------------------------------------------------------------
@@ -95,16 +96,28 @@ class Datastore(History):
         return int(row.fetchone()[0])
 
     def apply_scan_batch(
-        self, job: int, observed: Sequence[Observed], gone: Sequence[bytes]
+        self,
+        job: int,
+        observed: Sequence[Observed],
+        gone: Sequence[bytes],
+        scanned_at: datetime | None = None,
     ) -> None:
         """Record one batch of a scan: new or changed files and vanished ones.
 
+        ``scanned_at``: when the scan ran, to tell the files it sees changing
+        every time (:mod:`.changing`; None leaves that as it was).
+
         A file seen changing while a task carries it gets ``sending`` set to an
         empty value that equals no digest: Globus may have read either version,
-        so settling that task must not mark any version delivered.
+        so settling that task must not mark any version delivered. It stays
+        linked to its task (``task``), so no other task carries it meanwhile.
+        A blocked file whose stat changed goes to the front of the line of
+        those to look at again (``blocked_at`` cleared): a change in the source
+        does not change the destination, so it is not simply sent again.
         """
         if not observed and not gone:
             return
+        stamp = None if scanned_at is None else ts_text(scanned_at)
         with self.transaction() as tx:
             tx.executemany(
                 "INSERT INTO files (job, path, size, mtime_ns, ctime_ns, inode, digest,"
@@ -113,7 +126,11 @@ class Datastore(History):
                 " mtime_ns = excluded.mtime_ns, ctime_ns = excluded.ctime_ns,"
                 " inode = excluded.inode, digest = excluded.digest,"
                 " problem = excluded.problem,"
-                " sending = CASE WHEN sending IS NULL THEN NULL ELSE x'' END",
+                + UPSERT_CHANGING
+                + " sending = CASE WHEN sending IS NULL THEN NULL ELSE x'' END,"
+                " blocked_at = CASE WHEN size IS excluded.size"
+                " AND mtime_ns IS excluded.mtime_ns AND ctime_ns IS excluded.ctime_ns"
+                " AND inode IS excluded.inode THEN blocked_at ELSE NULL END",
                 [
                     (
                         job,
@@ -124,6 +141,8 @@ class Datastore(History):
                         o.inode,
                         o.digest,
                         o.problem,
+                        stamp,
+                        stamp,
                     )
                     for o in observed
                 ],
@@ -135,9 +154,10 @@ class Datastore(History):
 
     @staticmethod
     def _pending_where(
-        job: int, modified_before_ns: int | None
+        job: int, modified_before_ns: int | None, free: bool
     ) -> tuple[str, tuple[object, ...]]:
-        """FROM/WHERE of the files whose observed digest is not delivered.
+        """FROM/WHERE of the files whose observed digest is not delivered
+        (with ``free``, only those no task in flight carries and none blocked).
 
         With ``modified_before_ns`` (MIN_AGE), only files whose last change is
         that old: the earlier of mtime and ctime. Why: a writer with a skewed
@@ -152,24 +172,29 @@ class Datastore(History):
             " FROM files INDEXED BY files_pending WHERE job = ?"
             " AND digest IS NOT NULL AND delivered IS NOT digest"
         )
+        if free:
+            sql += " AND task IS NULL AND blocked IS NULL"
         if modified_before_ns is None:
             return sql, (job,)
         return sql + " AND min(mtime_ns, ctime_ns) <= ?", (job, modified_before_ns)
 
     def pending_files(
-        self, job: int, modified_before_ns: int | None = None
+        self, job: int, modified_before_ns: int | None = None, *, free: bool = False
     ) -> Iterator[PendingFile]:
-        """Files whose observed digest is not delivered, oldest-enough only."""
-        where, args = self._pending_where(job, modified_before_ns)
+        """Files whose observed digest is not delivered, oldest-enough only;
+        with ``free``, only those no task in flight carries and not blocked
+        (what to send)."""
+        where, args = self._pending_where(job, modified_before_ns, free)
         sql = "SELECT path, size, digest, delivered IS NULL" + where + " ORDER BY path"
         for row in self._conn.execute(sql, args):
             yield PendingFile(row[0], int(row[1]), row[2], bool(row[3]))
 
     def pending_totals(
-        self, job: int, modified_before_ns: int | None = None
+        self, job: int, modified_before_ns: int | None = None, *, free: bool = False
     ) -> tuple[int, int]:
-        """(files, bytes) observed but not yet delivered (old enough only)."""
-        where, args = self._pending_where(job, modified_before_ns)
+        """(files, bytes) observed but not yet delivered (old enough only;
+        with ``free``, only those no task in flight carries)."""
+        where, args = self._pending_where(job, modified_before_ns, free)
         sql = "SELECT count(*), coalesce(sum(size), 0)" + where
         row = self._conn.execute(sql, args).fetchone()
         return int(row[0]), int(row[1])
@@ -194,9 +219,64 @@ class Datastore(History):
         ).fetchone()
         return int(row[0])
 
+    # -- blocked files -----------------------------------------------------
+
+    def block_files(
+        self, job: int, reasons: Iterable[tuple[bytes, str]], now: datetime
+    ) -> int:
+        """Hold the files not yet delivered at each path, or below it (a
+        folder), out of every task until unblocked; ``reasons`` pairs each
+        path with why. Returns how many rows were blocked."""
+        with self.transaction() as tx:
+            blocked = 0
+            for path, why in reasons:
+                below = path + b"/"  # in byte order, all below it lies between
+                blocked += tx.execute(
+                    "UPDATE files SET blocked = ?, blocked_at = ? WHERE job = ?"
+                    " AND (path = ? OR (path >= ? AND path < ?))"
+                    " AND delivered IS NOT digest",
+                    (why, ts_text(now), job, path, below, path + b"0"),
+                ).rowcount
+            return blocked
+
+    def unblock_files(self, job: int, paths: Iterable[bytes]) -> None:
+        with self.transaction() as tx:
+            tx.executemany(
+                "UPDATE files SET blocked = NULL, blocked_at = NULL"
+                " WHERE job = ? AND path = ?",
+                [(job, path) for path in paths],
+            )
+
+    def blocked_files(
+        self, job: int, limit: int = 50, since: datetime | None = None
+    ) -> list[tuple[bytes, str]]:
+        """Blocked files (path, why), first those changed since they were
+        blocked, then the longest blocked; with ``since``, only those blocked
+        at that time or before, or changed since."""
+        sql = (
+            "SELECT path, blocked FROM files INDEXED BY files_blocked"
+            " WHERE job = ? AND blocked IS NOT NULL"
+        )
+        args: tuple[object, ...] = (job,)
+        if since is not None:
+            sql += " AND (blocked_at IS NULL OR blocked_at <= ?)"
+            args = (job, ts_text(since))
+        sql += " ORDER BY blocked_at, path LIMIT ?"
+        rows = self._conn.execute(sql, (*args, limit))
+        return [(r[0], r[1]) for r in rows]
+
+    def count_blocked(self, job: int) -> int:
+        row = self._conn.execute(
+            "SELECT count(*) FROM files INDEXED BY files_blocked"
+            " WHERE job = ? AND blocked IS NOT NULL",
+            (job,),
+        ).fetchone()
+        return int(row[0])
+
     # -- tasks -------------------------------------------------------------
 
     def open_tasks(self, job: int) -> list[TaskRecord]:
+        """The job's tasks not yet settled, oldest first."""
         rows = self._conn.execute(
             "SELECT submission_id, job, task_id, state, recursive, files, bytes,"
             " created, submitted, globus_status, detail FROM tasks"
@@ -204,6 +284,17 @@ class Datastore(History):
             (job, SETTLED),
         )
         return [_task(r) for r in rows]
+
+    def count_open_tasks(self, identities: Iterable[str]) -> int:
+        """Tasks not yet settled of the jobs with these identities, together."""
+        keys = list(identities)
+        marks = ", ".join("?" * len(keys))
+        row = self._conn.execute(
+            "SELECT count(*) FROM tasks JOIN jobs ON jobs.id = tasks.job"
+            f" WHERE tasks.state != ? AND jobs.identity IN ({marks})",
+            (SETTLED, *keys),
+        ).fetchone()
+        return int(row[0])
 
     def prepare_task(
         self,
@@ -218,26 +309,30 @@ class Datastore(History):
         (One transaction, so one function: its length is its SQL.)
 
         ``files`` lists the carried files; ``None`` means every pending file
-        (a recursive task of the whole directory).
+        (a recursive task of the whole directory). A file another open task
+        carries is never linked to this one (two versions of a file must not
+        race): the task carries, and counts, only the files it could link;
+        :meth:`carried_files` lists them.
         """
         with self.transaction() as tx:
             if files is None:
                 tx.execute(
-                    "UPDATE files SET sending = digest WHERE job = ?"
-                    " AND digest IS NOT NULL AND delivered IS NOT digest",
-                    (job,),
+                    "UPDATE files SET sending = digest, task = ? WHERE job = ?"
+                    " AND digest IS NOT NULL AND delivered IS NOT digest"
+                    " AND task IS NULL AND blocked IS NULL",
+                    (submission_id, job),
                 )
-                count, size = tx.execute(
-                    "SELECT count(*), coalesce(sum(size), 0) FROM files"
-                    " WHERE job = ? AND sending IS NOT NULL",
-                    (job,),
-                ).fetchone()
             else:
                 tx.executemany(
-                    "UPDATE files SET sending = ? WHERE job = ? AND path = ?",
-                    [(f.digest, job, f.path) for f in files],
+                    "UPDATE files SET sending = ?, task = ? WHERE job = ? AND path = ?"
+                    " AND task IS NULL",
+                    [(f.digest, submission_id, job, f.path) for f in files],
                 )
-                count, size = len(files), sum(f.size for f in files)
+            count, size = tx.execute(
+                "SELECT count(*), coalesce(sum(size), 0) FROM files"
+                " INDEXED BY files_carried WHERE task = ?",
+                (submission_id,),
+            ).fetchone()
             tx.execute(
                 "INSERT INTO tasks (submission_id, job, state, recursive, files, bytes,"
                 " created) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -256,21 +351,22 @@ class Datastore(History):
             now, None, None, None,
         )  # fmt: skip
 
-    def carried_files(self, job: int) -> list[PendingFile]:
-        """The files the job's open task carries (to rebuild a lost submission)."""
+    def carried_files(self, submission_id: str) -> list[PendingFile]:
+        """The files one open task carries (its document, and to rebuild a lost
+        submission), in path order."""
         rows = self._conn.execute(
             "SELECT path, coalesce(size, 0), sending FROM files"
-            " WHERE job = ? AND sending IS NOT NULL ORDER BY path",
-            (job,),
+            " INDEXED BY files_carried WHERE task = ? ORDER BY path",
+            (submission_id,),
         )
         return [PendingFile(r[0], int(r[1]), r[2]) for r in rows]
 
-    def carried_stats(self, job: int) -> Iterator[StoredFile]:
-        """The stat the last scan saw of each file the job's open task carries."""
+    def carried_stats(self, submission_id: str) -> Iterator[StoredFile]:
+        """The stat the last scan saw of each file one open task carries."""
         rows = self._conn.execute(
             "SELECT path, size, mtime_ns, ctime_ns, inode, digest IS NOT NULL, problem"
-            " FROM files WHERE job = ? AND sending IS NOT NULL ORDER BY path",
-            (job,),
+            " FROM files INDEXED BY files_carried WHERE task = ? ORDER BY path",
+            (submission_id,),
         )
         for r in rows:
             yield StoredFile(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6])
@@ -303,42 +399,50 @@ class Datastore(History):
         """Close a finished task; the digests it carried become delivered.
         (One transaction, so one function: its length is its SQL.)
 
-        ``delivered_paths`` ``None`` means all carried files were delivered
-        (SUCCEEDED); otherwise only those paths (what a FAILED task did manage).
-        A carried file is marked delivered only if it is still the version the
-        task was prepared with: not seen changing by a scan since (its digest
-        still equals ``sending``) and not in ``uncertain`` (changed since the
-        last scan). Any other carried file may now hold, on the destination,
-        a version the tool never hashed, so its delivered digest is cleared and
+        Only the files linked to ``task`` are touched: other tasks of the job
+        may be in flight and settle later, in any order. ``delivered_paths``
+        ``None`` means all its files were delivered (SUCCEEDED); otherwise
+        only those paths (what a FAILED task did manage). A carried file is
+        marked delivered only if it is still the version the task was
+        prepared with: not seen changing by a scan since (its digest still
+        equals ``sending``) and not in ``uncertain`` (changed since the last
+        scan). Any other carried file may now hold, on the destination, a
+        version the tool never hashed, so its delivered digest is cleared and
         it is sent again: a redundant transfer, never a lost one.
         """
+        sid = task.submission_id
         with self.transaction() as tx:
             if delivered_paths is None:
                 tx.execute(
-                    "UPDATE files SET delivered = sending WHERE job = ?"
-                    " AND sending IS NOT NULL AND sending IS digest",
-                    (task.job,),
+                    "UPDATE files INDEXED BY files_carried SET delivered = sending"
+                    " WHERE task = ? AND sending IS digest",
+                    (sid,),
                 )
             else:
                 tx.executemany(
                     "UPDATE files SET delivered = sending WHERE job = ? AND path = ?"
-                    " AND sending IS NOT NULL AND sending IS digest",
-                    [(task.job, p) for p in delivered_paths],
+                    " AND task = ? AND sending IS digest",
+                    [(task.job, p, sid) for p in delivered_paths],
                 )
             tx.execute(
-                "UPDATE files SET delivered = NULL WHERE job = ?"
-                " AND sending IS NOT NULL AND delivered IS NOT sending",
-                (task.job,),
+                "UPDATE files INDEXED BY files_carried SET delivered = NULL"
+                " WHERE task = ? AND delivered IS NOT sending",
+                (sid,),
             )
             tx.executemany(
-                "UPDATE files SET delivered = NULL WHERE job = ? AND path = ?",
-                [(task.job, p) for p in uncertain],
+                "UPDATE files SET delivered = NULL WHERE job = ? AND path = ?"
+                " AND task = ?",
+                [(task.job, p, sid) for p in uncertain],
             )
-            tx.execute("UPDATE files SET sending = NULL WHERE job = ?", (task.job,))
+            tx.execute(
+                "UPDATE files INDEXED BY files_carried SET sending = NULL, task = NULL"
+                " WHERE task = ?",
+                (sid,),
+            )
             tx.execute(
                 "UPDATE tasks SET state = ?, globus_status = ?, detail = ?, settled = ?"
                 " WHERE submission_id = ?",
-                (SETTLED, status, detail, ts_text(now), task.submission_id),
+                (SETTLED, status, detail, ts_text(now), sid),
             )
 
     def last_delivery(self, job: int) -> datetime | None:

@@ -94,6 +94,25 @@ def permission_denied(
     return FileFault("PERMISSION_DENIED", details, source_side=source_side)
 
 
+def type_conflict(collection: Collection, path: str, folder_there: bool) -> FileFault:
+    """A destination path of the other type, as a fault Globus retries (the
+    destination's: never skipped by ``skip_source_errors``): a folder where a
+    file goes (IS_A_DIRECTORY) or a file where a folder must be
+    (NOT_A_DIRECTORY), codes of Globus's event code list (Globus
+    developer-discuss, 2020-04-23). Whether Globus retries these or fails the
+    task is undocumented (unverified); retrying is the case that holds a task
+    ACTIVE and blocks the job, so the emulator does that. The details are in
+    the shape of the real ones (docs task_events' example), naming the path."""
+    code = "IS_A_DIRECTORY" if folder_there else "NOT_A_DIRECTORY"
+    why = "Is a directory" if folder_there else "Not a directory"
+    details = (
+        f"Error (transfer)\nEndpoint: {collection.display_name} ({collection.id})\n"
+        f"Server: 127.0.0.1:443\nFile: {path}\nCommand: STOR {path}\n"
+        f"Message: Fatal FTP response\n---\n500 Command failed. : {why}\n"
+    )
+    return FileFault(code, details, source_side=False)
+
+
 @dataclass
 class Item:
     """One transfer item as submitted."""

@@ -19,6 +19,7 @@ destination file is never half-written.
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import logging
 import os
@@ -44,6 +45,7 @@ from globus_auto.emulator.tasks import (
     Work,
     file_not_found,
     permission_denied,
+    type_conflict,
 )
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,37 @@ CHUNK = 64 * 1024
 MAX_RUNNING_PER_USER = 3  # docs task_behavior "Queuing"
 SCHEDULER_TICK = 0.2
 PART_SUFFIX = ".globus-emulator-part"
+NAME_MAX = 255  # bytes in one name: Linux's ext4, xfs, tmpfs and most others
+
+
+def part_name(name: str) -> str:
+    """The temporary name a file called ``name`` is written under, beside it.
+
+    Why the short form: ``name`` may be as long as the filesystem allows
+    (NAME_MAX, 255 bytes), and the temporary name must fit too; then it is
+    made of a digest of the name instead (still unique per name and attempt).
+    """
+    token = secrets.token_hex(4)
+    natural = f".{name}.{token}{PART_SUFFIX}"
+    if len(os.fsencode(natural)) <= NAME_MAX:
+        return natural
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:32]
+    return f".{digest}.{token}{PART_SUFFIX}"
+
+
+def endpoint_error(task: Task, work: Work, exc: OSError) -> FileFault:
+    """An error of the filesystem on one path as a fault of that path, which
+    the task retries until its deadline, as Globus retries what an endpoint
+    answers (docs task_behavior "Errors"; the code and text for such errors
+    are unverified: ENDPOINT_ERROR, in the shape of a GridFTP answer)."""
+    why = exc.strerror or str(exc)
+    details = (
+        f"Error (transfer)\nEndpoint: {task.destination.display_name} "
+        f"({task.destination.id})\nServer: 127.0.0.1:443\n"
+        f"File: {work.destination_path}\nMessage: Fatal FTP response\n---\n"
+        f"500 Command failed. : {why}\n"
+    )
+    return FileFault("ENDPOINT_ERROR", details, source_side=False)
 
 
 class Interrupted(Exception):
@@ -135,11 +168,17 @@ class TaskWorker:
     # ------------------------------------------------------------- scheduler
 
     def _schedule(self) -> None:
+        """Start and expire tasks until stopped; a bug in one pass is logged
+        and the next pass runs: every later task depends on this thread."""
         while not self._stopping.is_set():
             with self.state.lock:
-                now = time.time()
-                self._expire_overdue(now)
-                delay = self._start_ready(now)
+                try:
+                    now = time.time()
+                    self._expire_overdue(now)
+                    delay = self._start_ready(now)
+                except Exception:
+                    log.exception("emulator: the task scheduler failed; going on")
+                    delay = SCHEDULER_TICK
                 self.wakeup.wait(timeout=delay)
 
     def _expire_overdue(self, now: float) -> None:
@@ -234,11 +273,25 @@ class TaskWorker:
         except Exception:  # never leave a task ACTIVE forever on our own bug
             log.exception("emulator: task %s crashed", task.task_id)
             with self.state.lock:
-                self._fail(task, TaskFatal("ENDPOINT_ERROR", "Internal error"))
+                self._crashed(task)
         finally:
             with self.state.lock:
                 task.running = False
                 self.wakeup.notify_all()
+
+    def _crashed(self, task: Task) -> None:
+        """End ``task`` FAILED after a bug of ours (lock held), as the real
+        service reports a task it cannot go on with; if even that fails, the
+        task is marked FAILED by hand so that nothing waits for it forever."""
+        try:
+            self._fail(task, TaskFatal("ENDPOINT_ERROR", "Internal error"))
+        except Exception:
+            log.exception("emulator: could not fail task %s; forcing", task.task_id)
+            task.status = "FAILED"
+            task.todo.clear()
+            task.pending.clear()
+            task.completion_time = task.completion_time or iso_time(utcnow())
+            self.wakeup.notify_all()
 
     def _stopped(self, task: Task) -> None:
         if task.stop == "cancel":
@@ -283,7 +336,10 @@ class TaskWorker:
         """Do one subtask; a fault is recorded (lock taken), an interruption
         puts the subtask back first in line."""
         try:
-            self._do(task, work)
+            try:
+                self._do(task, work)
+            except OSError as exc:  # one nobody foresaw, e.g. a path over PATH_MAX
+                raise endpoint_error(task, work, exc) from None
         except Interrupted:
             with self.state.lock:
                 task.todo.appendleft(work)
@@ -474,6 +530,8 @@ class TaskWorker:
         local = self._local(task, task.destination, cpath, source=False)
         try:
             local.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):  # a file there, or above
+            raise type_conflict(task.destination, cpath, False) from None
         except OSError as exc:
             raise permission_denied(
                 task.destination,
@@ -494,9 +552,7 @@ class TaskWorker:
                 task.source, work.source_path, str(exc.strerror), source_side=True
             ) from None
         if dst.is_dir():
-            raise TaskFatal(
-                "NOT_A_FILE", f"Destination '{work.destination_path}' is a directory"
-            )
+            raise type_conflict(task.destination, work.destination_path, True)
         if self._in_sync(task, src, dst, src_stat):
             with self.state.lock:
                 task.files_skipped += 1
@@ -561,12 +617,14 @@ class TaskWorker:
         dpath = work.destination_path
         try:
             dst.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):  # a file above it
+            raise type_conflict(task.destination, dpath, False) from None
         except OSError as exc:
             raise permission_denied(
                 task.destination, dpath, str(exc.strerror), source_side=False
             ) from None
         self._local(task, task.destination, dpath, source=False)  # a new link?
-        tmp = dst.parent / f".{dst.name}.{secrets.token_hex(4)}{PART_SUFFIX}"
+        tmp = dst.parent / part_name(dst.name)
         try:
             source_md5 = self._stream(task, src, tmp)
             if task.options["verify_checksum"]:
@@ -587,8 +645,9 @@ class TaskWorker:
                 f"Cannot write: {exc.strerror}",
                 source_side=False,
             ) from None
-        finally:
-            tmp.unlink(missing_ok=True)
+        finally:  # best effort: the fault above, not this, is the news
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
 
     def _stream(self, task: Task, src: Path, tmp: Path) -> str:
         """Copy bytes (throttled if asked), return the source's MD5."""

@@ -1,8 +1,10 @@
 """One run of one job, start to end (DESIGN.md, "One run of one job").
 
-1. take the job's lock; 2. follow the task in flight; 3. scan the source;
-4. stop if nothing needs sending; 5. probe both collections; 6. submit one
-checksum-verified, encrypted transfer; 7. optionally wait for it and settle it.
+1. take the job's lock; 2. follow the tasks in flight; 3. scan the source;
+4. stop if nothing needs sending that no task in flight carries, or if the job
+has MAX_TASKS_IN_FLIGHT tasks in flight; 5. probe both collections; 6. submit
+a checksum-verified, encrypted transfer of it; 7. optionally wait for the tasks
+and settle them.
 
 The Globus gateway is built lazily, on first need: a run with nothing to do
 makes no network call and never imports globus-sdk. Nothing here prompts or
@@ -14,24 +16,40 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from globus_auto.datastore.records import Observed
+from globus_auto.datastore.connection import disk_error, is_corruption
+from globus_auto.datastore.records import Observed, TaskRecord
 from globus_auto.datastore.store import pending_or_nothing
+from globus_auto.engine import plan as planning
+from globus_auto.engine.conflicts import (
+    recheck_blocked,
+    report_blocked,
+    retrying_in_vain,
+)
 from globus_auto.engine.crash import crashpoint
-from globus_auto.engine.report import DryRunFile, JobReport, RunEnv, RunOptions
+from globus_auto.engine.report import (
+    DryRunFile,
+    JobReport,
+    RunEnv,
+    RunOptions,
+    note_backlog,
+    scan_reporter,
+)
 from globus_auto.engine.scan import Scanner, ScanSummary, check_source
 from globus_auto.engine.settle import settle
-from globus_auto.engine.tasks import follow_task, submit
-from globus_auto.engine.walk import SYMLINK_NOTE, exclude_matcher, walk
+from globus_auto.engine.tasks import follow_task, submit_new
+from globus_auto.engine.unsettled import report_unsettled
+from globus_auto.engine.walk import SYMLINK_NOTE, exclude_matcher
+from globus_auto.engine.walk_parallel import walk_tree
 from globus_auto.errors import (
     EXIT_UNEXPECTED,
     DatastoreError,
     EndpointNotReady,
     GlobusAutoError,
-    GlobusUnavailable,
     SessionRequired,
 )
 from globus_auto.globus.sessions import remember_session_requirement
@@ -43,8 +61,8 @@ from globus_auto.problems import (
     session_what_to_do,
     what_to_do,
 )
-from globus_auto.settings.model import Job
-from globus_auto.text import printable_name
+from globus_auto.settings.model import GLOBUS_TASKS_PER_USER, Job
+from globus_auto.text import counted, printable_name
 
 if TYPE_CHECKING:
     from globus_auto.globus.gateway import Gateway
@@ -64,10 +82,27 @@ def run_job(job: Job, env: RunEnv, opts: RunOptions) -> JobReport:
     except GlobusAutoError as exc:
         _report_error(job, env, report, exc)
     except sqlite3.DatabaseError as exc:  # a page damaged since the last quick_check
-        env.store.check_integrity_at_next_open()
-        damaged = DatastoreError(f"the datastore {env.store.path} is damaged: {exc}")
-        _report_error(job, env, report, damaged)
+        _report_error(job, env, report, _datastore_failure(env, exc))
+    if not opts.dry_run and not report.skipped:
+        note_backlog(report, env.store, job)  # for the summary line
     return report
+
+
+def _datastore_failure(env: RunEnv, exc: sqlite3.DatabaseError) -> DatastoreError:
+    """What a SQLite error in the middle of a job means: a full or failing
+    disk (named by the state folder, also for a dry run's copy), a damaged
+    page (checked at the next open), or a datastore busy or refused for a
+    reason of its own; only damage is called damage."""
+    disk = disk_error(exc, env.settings.state_dir)
+    if disk is not None:
+        return disk
+    if is_corruption(exc):
+        env.store.check_integrity_at_next_open()
+        return DatastoreError(f"the datastore {env.store.path} is damaged: {exc}")
+    return DatastoreError(
+        f"the datastore {env.store.path} could not be used ({exc}); "
+        "the next run tries again"
+    )
 
 
 def _report_locked(job: Job, env: RunEnv, report: JobReport, held: Locked) -> None:
@@ -123,11 +158,7 @@ def _report_error(
         Problem(
             job=job.name,
             kind=kind,
-            summary=(
-                "Globus could not be reached"
-                if isinstance(exc, GlobusUnavailable)
-                else SUMMARIES[kind]
-            ),
+            summary=SUMMARIES[kind],  # GlobusUnavailable: "Globus is busy or ..."
             what_happened=str(exc),
             what_to_do=fix,
             next_attempt="The next scheduled run will try again.",
@@ -141,43 +172,91 @@ def _report_error(
 def _run_locked(job: Job, env: RunEnv, opts: RunOptions, report: JobReport) -> None:
     store = env.store
     job_id = store.job_id(job.identity, job.name, env.now())
-    in_flight = False
+    running: list[TaskRecord] = []
     if not opts.dry_run:
         for task in store.open_tasks(job_id):
-            in_flight = follow_task(job, task, env, opts, report) or in_flight
+            still = follow_task(job, task, env, opts, report)
+            running += [] if still is None else [still]
+    scan_started = time.monotonic()  # a duration: the wall clock may jump
     report.scan = scan_job(job, job_id, env)
+    report.scan_seconds = time.monotonic() - scan_started
     report.cleared.update({Kind.SOURCE_PROBLEM, Kind.UNSENDABLE, Kind.DATASTORE})
     _report_unsendable(job, job_id, env, report)
+    report_unsettled(job, job_id, env, report)
+    if not opts.dry_run and store.count_blocked(job_id):
+        recheck_blocked(job, job_id, env)  # lists the destination: a gateway
+    report_blocked(job, job_id, env, report)
     crashpoint("after-scan")
-    if in_flight:
-        report.outcome = f"waiting for task {report.task_id} to finish"
-        return
     cutoff = _young_cutoff(job, env.now())
     if opts.dry_run:
         report.would_send = [
             DryRunFile(f.path, f.size, "new" if f.new else "changed")
-            for f in store.pending_files(job_id, cutoff)
+            for f in store.pending_files(job_id, cutoff, free=True)
         ]
-        report.outcome = f"dry run: {len(report.would_send)} files would be sent"
+        report.outcome = (
+            f"dry run: {counted(len(report.would_send), 'file')} would be sent"
+        )
         return
-    count, _ = store.pending_totals(job_id, cutoff)
-    if count == 0:
-        if cutoff is None or store.pending_totals(job_id)[0] == 0:
-            # Everything is delivered, so no failed or lost transfer is owed.
-            report.cleared.add(Kind.TASK_FAILED)
-        if report.outcome == "nothing to do" and report.delivered_files == 0:
-            log.debug("%s: nothing to send", job.name)
+    count, _ = store.pending_totals(job_id, cutoff, free=True)
+    room = planning.room_for_tasks(
+        in_flight=len(running),
+        recursive_in_flight=any(task.recursive for task in running),
+        job_limit=job.max_tasks_in_flight,
+        config_in_flight=store.count_open_tasks(j.identity for j in env.settings.jobs),
+    )
+    if count == 0 or room == 0:
+        _nothing_submitted(job, job_id, env, report, running, count)
         return
-    gateway = env.gateway()
-    probe(job, gateway)
+    probe(job, env.gateway())
     # Reaching Globus after a clean scan also shows an earlier unexpected
     # error (say, an unreadable token file) is gone.
     report.cleared.update({Kind.ENDPOINT_NOT_READY, Kind.LOGIN_REQUIRED})
+    report.cleared.update({Kind.GLOBUS_UNAVAILABLE, Kind.CONFIG})
     report.cleared.add(Kind.UNEXPECTED)
-    task = submit(job, job_id, env, gateway, cutoff, report)
+    new = submit_new(
+        job, job_id, env, cutoff, report, room=room, in_flight=len(running)
+    )
+    if running:
+        report.outcome += f" ({len(running) + len(new)} tasks in flight)"
     if opts.wait:
-        state = gateway.wait(task.task_id or "", opts.timeout)
-        settle(job, task, state, env, report)
+        for task in new:
+            state = env.gateway().wait(
+                task.task_id or "", opts.timeout, until=retrying_in_vain(env)
+            )
+            settle(job, task, state, env, report)
+
+
+def _nothing_submitted(
+    job: Job,
+    job_id: int,
+    env: RunEnv,
+    report: JobReport,
+    running: Sequence[TaskRecord],
+    waiting: int,
+) -> None:
+    """Say why a run submits nothing: everything sent or in flight, or
+    ``waiting`` files held back while the job has its limit of tasks in flight."""
+    if env.store.pending_totals(job_id)[0] == 0:
+        # Everything is delivered, so no failed or lost transfer is owed.
+        report.cleared.add(Kind.TASK_FAILED)
+    ids = ", ".join(task.task_id or "(being submitted)" for task in running)
+    if waiting:
+        if any(task.recursive for task in running):
+            why = "a whole-directory task is in flight"
+        elif len(running) >= job.max_tasks_in_flight:
+            why = f"MAX_TASKS_IN_FLIGHT is {job.max_tasks_in_flight}"
+        else:
+            why = f"this config's jobs have {GLOBUS_TASKS_PER_USER} in flight"
+        report.outcome = (
+            f"{counted(waiting, 'file')} to send, held until a task ends: "
+            f"{counted(len(running), 'task')} in flight ({why}): {ids}"
+        )
+    elif len(running) == 1:
+        report.outcome = f"waiting for task {ids} to finish"
+    elif running:
+        report.outcome = f"waiting for {len(running)} tasks to finish: {ids}"
+    elif report.outcome == "nothing to do" and report.delivered_files == 0:
+        log.debug("%s: nothing to send", job.name)
 
 
 UNSENDABLE_SHOWN = 20
@@ -236,23 +315,29 @@ def scan_job(job: Job, job_id: int, env: RunEnv) -> ScanSummary:
         lambda: store.count_files(job_id),  # counted only if empty
         f"globus-auto --config {env.settings.config_path} reset --job {job.name}",
     )
+    scanned_at = env.now()
     reader = store.reader()
     try:
         with reader:
             reader.execute("BEGIN")
 
             def sink(observed: Sequence[Observed], gone: Sequence[bytes]) -> None:
-                store.apply_scan_batch(job_id, observed, gone)
+                store.apply_scan_batch(job_id, observed, gone, scanned_at)
                 crashpoint("during-scan")
 
-            scanner = Scanner(root, sink, progress=env.progress)
+            progress = scan_reporter(env, job.name, lambda: store.count_files(job_id))
+            threads = env.settings.scan_threads
+            scanner = Scanner(root, sink, workers=threads, progress=progress)
             summary = scanner.run(
-                walk(root, exclude_matcher(job.exclude)),
+                walk_tree(root, exclude_matcher(job.exclude), threads),
                 store.iter_stored(job_id, reader),
             )
+            if progress is not None:
+                progress.finished(summary)
             reader.execute("COMMIT")
     finally:
         reader.close()
+    store.end_scan(job_id, scanned_at)  # what it saw unchanged stopped changing
     log.info(
         "%s: scanned %d files (%d new, %d changed, %d gone, %d read)",
         job.name,

@@ -6,7 +6,11 @@ Globus skipped (``skip_source_errors``) is never marked delivered: a file that
 vanished is dropped by the next scan, one still there is sent again and, since
 Globus could not read it, alerted. A task still ACTIVE whose error events say
 a source file cannot be read would be retried by Globus until its deadline (a
-day at first), holding its files: it is cancelled and its files sent again. An
+day at first), holding its files: it is cancelled and its files sent again.
+So is one whose events say a destination path has the other type (a folder
+where a file goes, or the reverse) or is refused: the files it names are
+blocked first (:mod:`.conflicts`), so that the others go in a task of their
+own. An
 INACTIVE task is suspended until somebody renews the credentials: alerted.
 Imports the engine's report and plan, the datastore's records, the problems.
 """
@@ -22,6 +26,7 @@ from typing import TYPE_CHECKING
 from globus_auto.datastore.records import StoredFile, TaskRecord
 from globus_auto.datastore.store import pending_or_nothing
 from globus_auto.engine import plan as planning
+from globus_auto.engine.conflicts import block_faulted
 from globus_auto.engine.crash import crashpoint
 from globus_auto.engine.report import JobReport, RunEnv
 from globus_auto.errors import (
@@ -31,7 +36,7 @@ from globus_auto.errors import (
 )
 from globus_auto.problems import SUMMARIES, Kind, Problem, what_to_do
 from globus_auto.settings.model import Job
-from globus_auto.text import printable_name
+from globus_auto.text import counted, printable_name
 
 if TYPE_CHECKING:
     from globus_auto.globus.gateway import SkippedFile, TaskState
@@ -49,7 +54,7 @@ def settle(
         return _still_running(job, task, state, env, report)
     crashpoint("before-settle")
     skipped = _skipped(job, state, env, report)
-    not_delivered = changed_since_scan(job, env.store.carried_stats(task.job))
+    not_delivered = changed_since_scan(job, env.store.carried_stats(task.submission_id))
     not_delivered += skipped
     if state.status == "SUCCEEDED":
         env.store.settle_task(
@@ -57,9 +62,11 @@ def settle(
         )
         report.delivered_files += max(0, task.files - len(skipped))
         report.cleared.update({Kind.TASK_FAILED, Kind.TASK_STUCK, Kind.TASK_INACTIVE})
-        report.outcome = f"task {state.task_id} delivered {task.files} files"
+        report.outcome = f"task {state.task_id} delivered {counted(task.files, 'file')}"
         log.info("%s: task %s SUCCEEDED", job.name, state.task_id)
         return False
+    if state.faults:
+        block_faulted(job, task, state, env)  # before its files are free again
     _settle_partly(job, task, state, env, report, not_delivered)
     report.cleared.update({Kind.TASK_STUCK, Kind.TASK_INACTIVE})
     files, size = env.store.pending_totals(task.job)
@@ -115,14 +122,20 @@ def _still_running(
     job: Job, task: TaskRecord, state: TaskState, env: RunEnv, report: JobReport
 ) -> bool:
     """A task not finished: note it; alert it suspended or stuck; True while it
-    is to be waited for (False once cancelled for unreadable sources)."""
+    is to be waited for (False once cancelled for paths Globus would retry in
+    vain: an unreadable source, a destination path of the other type)."""
     env.store.note_task_status(task.submission_id, state.status, state.describe())
     if state.status == "INACTIVE":
         _report_inactive(job, state, env, report)
     else:
         report.cleared.add(Kind.TASK_INACTIVE)
+        if state.faults and block_faulted(job, task, state, env):
+            why = "the destination cannot take some of its files as it is"
+            _cancel_retrying(job, task, state, env, report, why)
+            return False
         if state.faults and _unreadable_sources(state, env):
-            _cancel_unreadable(job, task, state, env, report)
+            why = "Globus could not read some of its source files"
+            _cancel_retrying(job, task, state, env, report, why)
             return False
     _check_stuck(job, task, state, env, report)
     return True
@@ -142,24 +155,28 @@ def _unreadable_sources(state: TaskState, env: RunEnv) -> bool:
     return bool(codes & {"FILE_NOT_FOUND", "AMBIGUOUS_PATH"})
 
 
-def _cancel_unreadable(
-    job: Job, task: TaskRecord, state: TaskState, env: RunEnv, report: JobReport
+def _cancel_retrying(
+    job: Job,
+    task: TaskRecord,
+    state: TaskState,
+    env: RunEnv,
+    report: JobReport,
+    why: str,
 ) -> None:
-    """Cancel a task Globus would retry for a day; its files wait for the next
-    run (a vanished one is dropped by the next scan, as it should be)."""
+    """Cancel a task Globus would retry for a day (``why``: what it retries);
+    its files not blocked are sent again (a vanished one is dropped by the
+    next scan, as it should be)."""
     crashpoint("before-settle")
     env.gateway().cancel(state.task_id)
-    not_delivered = changed_since_scan(job, env.store.carried_stats(task.job))
+    not_delivered = changed_since_scan(job, env.store.carried_stats(task.submission_id))
     _settle_partly(job, task, state, env, report, not_delivered, "CANCELED")
-    report.outcome = (
-        f"cancelled task {state.task_id}: Globus could not read some of its source "
-        "files; the others are sent again"
-    )
+    report.outcome = f"cancelled task {state.task_id}: {why}; the others are sent again"
     log.warning(
-        "%s: task %s was retrying source files Globus cannot read (%s); cancelled "
-        "it, so that its files are sent again by the next run",
+        "%s: task %s was retrying in vain (%s: %s); cancelled it, so that its "
+        "other files are sent again",
         job.name,
         state.task_id,
+        why,
         state.describe(),
     )
 

@@ -1,21 +1,25 @@
-"""The tasks of a job: submit one, follow one in flight (settling: :mod:`.settle`).
+"""The tasks of a job: submit new ones, follow those in flight (settling:
+:mod:`.settle`).
 
 The state model's two phases live here: a task is recorded (with its
 submission id and the files it carries) before the submit call, and its files
 become delivered only when Globus reports it SUCCEEDED. A run that dies
 between the two resubmits with the same id, so Globus never sees a second
-task.
+task. Several tasks of a job may be in flight (up to MAX_TASKS_IN_FLIGHT);
+each carries only files no other open task carries, so two versions of one
+file never race, and each settles its own files, in whatever order they end.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from itertools import islice
 from typing import TYPE_CHECKING
 
+from globus_auto.alerts.channels import registry as channel_registry
 from globus_auto.datastore.records import PREPARING, PendingFile, TaskRecord
 from globus_auto.engine import plan as planning
+from globus_auto.engine.conflicts import retrying_in_vain
 from globus_auto.engine.crash import crashpoint
 from globus_auto.engine.report import JobReport, RunEnv, RunOptions
 from globus_auto.engine.settle import settle
@@ -27,11 +31,42 @@ from globus_auto.errors import (
 )
 from globus_auto.problems import Kind, Problem
 from globus_auto.settings.model import Job, Settings
+from globus_auto.text import counted
 
 if TYPE_CHECKING:
     from globus_auto.globus.gateway import Gateway
 
 log = logging.getLogger(__name__)
+
+
+def submit_new(
+    job: Job,
+    job_id: int,
+    env: RunEnv,
+    cutoff: int | None,
+    report: JobReport,
+    *,
+    room: int,
+    in_flight: int,
+) -> list[TaskRecord]:
+    """Record, then submit, up to ``room`` new tasks of what needs sending and
+    no task in flight carries (``in_flight``: the job's tasks still running).
+
+    Usually one task takes it all; a backlog of more files than one document
+    holds goes in several. A recursive task carries everything, so it is only
+    chosen when it is the job's only task, and nothing follows it.
+    """
+    gateway = env.gateway()
+    submitted: list[TaskRecord] = []
+    while (
+        len(submitted) < room and env.store.pending_totals(job_id, cutoff, free=True)[0]
+    ):
+        alone = in_flight == 0 and not submitted
+        task = submit(job, job_id, env, gateway, cutoff, report, alone=alone)
+        submitted.append(task)
+        if task.recursive:
+            break
+    return submitted
 
 
 def submit(
@@ -41,35 +76,81 @@ def submit(
     gateway: Gateway,
     cutoff: int | None,
     report: JobReport,
+    *,
+    alone: bool = True,
+    max_items: int | None = None,
 ) -> TaskRecord:
-    """Record, then submit, one transfer of what needs sending."""
-    store = env.store
-    count, size = store.pending_totals(job_id, cutoff)
-    young = store.pending_totals(job_id)[0] - count
-    mode = planning.choose_mode(
-        count,
-        job.recursive_threshold,
-        planning.may_recurse(
-            job.exclude, young, store.count_problems(job_id, besides=SYMLINK_NOTE)
-        ),
-    )
+    """Record, then submit, one transfer of what needs sending and no open
+    task carries; the whole directory only when ``alone`` (no other task of
+    the job in flight) and many files changed, else a list of at most
+    ``max_items`` files (None: MAX_ITEMS_PER_TASK) in a document of bounded size.
+
+    Why split a refused list: resubmitting it unchanged would be refused every
+    run and nothing would ever be delivered; its first half goes at once,
+    under a new submission id (the refused one is settled REFUSED)."""
+    recursive = alone and _recursion_fits(job, job_id, env, cutoff)
     submission_id = gateway.new_submission_id()
     crashpoint("after-submission-id")
-    if mode == "directory":
-        plan = _directory_plan(job, env.settings, count, size)
+    task, plan = _prepare(job, job_id, env, submission_id, cutoff, recursive, max_items)
+    crashpoint("before-submit")
+    try:
+        return _submit_recorded(job, task, plan, env, gateway, report)
+    except TransferFailed as exc:
+        if task.recursive or task.files <= planning.SPLIT_REFUSED_ABOVE:
+            raise
+        half = task.files // 2
+        log.warning(
+            "%s: Globus refused a list of %d files (%s); sending the first %d now",
+            job.name,
+            task.files,
+            exc,
+            half,
+        )
+    return submit(
+        job, job_id, env, gateway, cutoff, report, alone=False, max_items=half
+    )
+
+
+def _recursion_fits(job: Job, job_id: int, env: RunEnv, cutoff: int | None) -> bool:
+    """Whether one recursive task should carry it all: many files to send,
+    none held back (too young, unsendable, blocked at the destination) and
+    exclusions filter rules express."""
+    store = env.store
+    count, _ = store.pending_totals(job_id, cutoff, free=True)
+    young = store.pending_totals(job_id, free=True)[0] - count
+    problems = store.count_problems(job_id, besides=SYMLINK_NOTE)
+    problems += store.count_blocked(job_id)
+    allowed = planning.may_recurse(job.exclude, young, problems)
+    return planning.choose_mode(count, job.recursive_threshold, allowed) == "directory"
+
+
+def _prepare(
+    job: Job,
+    job_id: int,
+    env: RunEnv,
+    submission_id: str,
+    cutoff: int | None,
+    recursive: bool,
+    max_items: int | None,
+) -> tuple[TaskRecord, planning.TransferPlan]:
+    """Record the task (the files it carries) and build its document from
+    what the datastore links to it, as a resubmission after a crash does."""
+    store = env.store
+    if recursive:
         task = store.prepare_task(
             job_id, submission_id, recursive=True, files=None, now=env.now()
         )
-    else:
-        files = list(
-            islice(store.pending_files(job_id, cutoff), planning.MAX_ITEMS_PER_TASK)
-        )
-        plan = _file_plan(job, env.settings, files)
-        task = store.prepare_task(
-            job_id, submission_id, recursive=False, files=files, now=env.now()
-        )
-    crashpoint("before-submit")
-    return _submit_recorded(job, task, plan, env, gateway, report)
+        return task, _directory_plan(job, env.settings, task.files, task.bytes)
+    files = planning.within_document(
+        store.pending_files(job_id, cutoff, free=True),
+        job.src_dir,
+        job.dst_dir,
+        max_items=max_items,
+    )
+    task = store.prepare_task(
+        job_id, submission_id, recursive=False, files=files, now=env.now()
+    )
+    return task, _file_plan(job, env.settings, store.carried_files(submission_id))
 
 
 def _submit_recorded(
@@ -91,7 +172,7 @@ def _submit_recorded(
     report.task_id = task_id
     report.files_sent += plan.count
     report.bytes_sent += plan.bytes
-    report.outcome = f"submitted task {task_id}: {plan.count} files"
+    report.outcome = f"submitted task {task_id}: {counted(plan.count, 'file')}"
     log.info(
         "%s: submitted task %s (%d files, %d bytes%s)",
         job.name,
@@ -104,9 +185,10 @@ def _submit_recorded(
 
 
 def _mails(job: Job, settings: Settings) -> planning.GlobusMails:
-    return planning.globus_mails(
-        settings.globus_mails, bool(settings.recipients_for(job.name))
-    )
+    # Why: any channel of ours (mail, NOTIFY_URLS, ON_ALERT_COMMAND) tells
+    # somebody of a failed task; only without one is Globus's own mail needed.
+    alerted = bool(channel_registry.channels_for(settings, job.name))
+    return planning.globus_mails(settings.globus_mails, alerted)
 
 
 def _file_plan(
@@ -141,10 +223,10 @@ def _directory_plan(
 
 def follow_task(
     job: Job, task: TaskRecord, env: RunEnv, opts: RunOptions, report: JobReport
-) -> bool:
+) -> TaskRecord | None:
     """Bring an earlier task up to date (waiting for it with ``--wait``).
 
-    Returns True while it is still running.
+    Returns the task (with its task id) while it is still running, else None.
     """
     gateway = env.gateway()
     if task.state == PREPARING:
@@ -154,18 +236,22 @@ def follow_task(
         if task.recursive:
             plan = _directory_plan(job, env.settings, task.files, task.bytes)
         else:
-            plan = _file_plan(job, env.settings, env.store.carried_files(task.job))
+            plan = _file_plan(
+                job, env.settings, env.store.carried_files(task.submission_id)
+            )
         task = _submit_recorded(job, task, plan, env, gateway, report)
     try:
         if opts.wait:
-            state = gateway.wait(task.task_id or "", opts.timeout)
+            state = gateway.wait(
+                task.task_id or "", opts.timeout, until=retrying_in_vain(env)
+            )
         else:
             state = gateway.task(task.task_id or "")
     except TaskUnknown as exc:
         _settle_lost(job, task, exc, env, report)
-        return False
+        return None
     report.task_id = task.task_id
-    return settle(job, task, state, env, report)
+    return task if settle(job, task, state, env, report) else None
 
 
 def _settle_lost(
@@ -185,8 +271,8 @@ def _settle_lost(
             job=job.name,
             kind=Kind.TASK_FAILED,
             summary="Globus no longer knows a transfer",
-            what_happened=f"{error}. Whether its {task.files} files arrived cannot "
-            "be known, so they are sent again.",
+            what_happened=f"{error}. Whether its {counted(task.files, 'file')} "
+            "arrived cannot be known, so they are sent again.",
             what_to_do="Nothing, if the login changed or the task is months old. "
             "Otherwise check that the login is the identity that submitted it: "
             f"globus-auto {config} status --job {job.name}",

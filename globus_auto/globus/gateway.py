@@ -17,15 +17,17 @@ from typing import Any
 
 import globus_sdk
 
-from globus_auto.engine.plan import TransferPlan
+from globus_auto.engine.plan import ITEM_REFUSED, TYPE_CONFLICTS, TransferPlan
 from globus_auto.errors import (
     EndpointNotReady,
     NotACollection,
     TaskUnknown,
     TransferFailed,
+    UnknownCollection,
 )
 from globus_auto.globus.app import transfer_client
 from globus_auto.globus.errors import globus_errors
+from globus_auto.settings.model import DEFAULT_GLOBUS_TIMEOUT
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +109,51 @@ SOURCE_READ_ERRORS = frozenset(
     {"FILE_NOT_FOUND", "PERMISSION_DENIED", "AMBIGUOUS_PATH"}
 )
 
+
+@dataclass(frozen=True)
+class PathFault:
+    """An error event of a task that names one path (its ``File:`` line)."""
+
+    code: str  # one of plan.TYPE_CONFLICTS or plan.ITEM_REFUSED
+    path: str  # a collection path, as the event names it
+
+
+def event_path(details: str) -> str | None:
+    """The path an error event names: its ``File:`` line, as in the event
+    document of docs.globus.org/api/transfer/task_events ("Error (transfer)\n
+    Server: ...\nFile: /~/Downloads/x.png\nCommand: STOR ..."); None without."""
+    for line in details.splitlines():
+        if line.startswith("File: "):
+            return line[len("File: ") :].strip() or None
+    return None
+
+
 # Entity types that are endpoints, not collections: nothing is transferred to
 # or from them (globus-cli endpointish/entity_type.py).
 NOT_COLLECTIONS = frozenset({"GCSv5_endpoint"})
+
+
+def unknown_collection(
+    exc: globus_sdk.TransferAPIError, collection_id: str, role: str
+) -> UnknownCollection | None:
+    """The config error for an id Globus does not know, or None for any other
+    error.
+
+    Globus answers 404 ``EndpointNotFound`` ("No such endpoint '<id>'") for an
+    unknown endpoint or collection id (globus-sdk's testing fixture
+    ``transfer/set_subscription_id.py``, case ``not_found``), where a missing
+    path is ``ClientError.NotFound`` or ``NotFound``. A typo in the config is
+    no collection being offline: no waiting fixes it.
+    """
+    if exc.http_status != 404 or exc.code != "EndpointNotFound":
+        return None
+    variable = "SRC_ID" if role == "source" else "DST_ID"
+    request = f", request_id {exc.request_id}" if exc.request_id else ""
+    return UnknownCollection(
+        f"{variable} {collection_id} names no collection Globus knows (404 "
+        f"EndpointNotFound{request}); fix {variable} in the config: copy the "
+        "collection's id from app.globus.org → Collections"
+    )
 
 
 class Gateway:
@@ -117,12 +161,20 @@ class Gateway:
 
     def __init__(self, client: globus_sdk.TransferClient) -> None:
         self.client = client
+        # Told each state :meth:`wait` polls (a terminal's status line).
+        self.on_poll: Callable[[TaskState], None] | None = None
 
     def check_collection(self, collection_id: str, role: str) -> dict[str, Any]:
         """The endpoint document; EndpointNotReady if the collection cannot work,
         NotACollection if the id is a Globus Connect Server endpoint."""
         with globus_errors(f"looking up the {role} collection", collection_id):
-            doc = self.client.get_endpoint(collection_id).data
+            try:
+                doc = self.client.get_endpoint(collection_id).data
+            except globus_sdk.TransferAPIError as exc:
+                unknown = unknown_collection(exc, collection_id, role)
+                if unknown is None:
+                    raise
+                raise unknown from exc
         name = doc.get("display_name") or collection_id
         if doc.get("entity_type") in NOT_COLLECTIONS:
             raise NotACollection(
@@ -158,6 +210,9 @@ class Gateway:
             try:
                 self.client.operation_ls(collection_id, path=path, limit=1)
             except globus_sdk.TransferAPIError as exc:
+                unknown = unknown_collection(exc, collection_id, role)
+                if unknown is not None:
+                    raise unknown from exc
                 if exc.http_status == 404:
                     return False
                 if (exc.code or "").endswith(".SizeLimit"):
@@ -265,6 +320,52 @@ class Gateway:
                 if event.get("code") in SOURCE_READ_ERRORS
             ]
 
+    def path_faults(self, task_id: str) -> list[PathFault]:
+        """The task's error events that name one path and say it has the other
+        type or was refused (TYPE_CONFLICTS, ITEM_REFUSED), newest first."""
+        with globus_errors(f"reading the events of task {task_id}"):
+            events = self.client.task_event_list(
+                task_id, limit=1000, query_params={"filter": "is_error:1"}
+            )
+            found = []
+            for event in events:
+                code = str(event.get("code") or "")
+                path = event_path(str(event.get("details") or ""))
+                if path and code in TYPE_CONFLICTS | ITEM_REFUSED:
+                    found.append(PathFault(code, path))
+            return found
+
+    def type_conflict_at(self, collection_id: str, path: str, top: str) -> bool:
+        """Whether a file still cannot be written at ``path``: a folder is there,
+        or a file holds the place of a folder between it and ``top`` (which
+        exists). One listing per level, from ``path`` up."""
+        if self._path_kind(collection_id, path) == "dir":
+            return True
+        parent = posixpath.dirname(path.rstrip("/"))
+        while _inside(parent, top):  # never "/" itself, so this ends
+            kind = self._path_kind(collection_id, parent)
+            if kind is not None:
+                return kind == "file"
+            parent = posixpath.dirname(parent)
+        return False
+
+    def _path_kind(self, collection_id: str, path: str) -> str | None:
+        """``dir``, ``file`` or None (nothing there), by listing it: ls on a
+        file answers ``ExternalError.DirListingFailed.NotDirectory`` (GLOBUS.md:
+        materials-data-facility/toolbox), a missing path 404."""
+        with globus_errors(f"looking at {path} on the destination", collection_id):
+            try:
+                self.client.operation_ls(collection_id, path=path, limit=1)
+            except globus_sdk.TransferAPIError as exc:
+                if exc.http_status == 404:
+                    return None
+                if (exc.code or "").endswith(".NotDirectory"):
+                    return "file"
+                if (exc.code or "").endswith(".SizeLimit"):
+                    return "dir"
+                raise
+        return "dir"
+
     def cancel(self, task_id: str) -> None:
         """Cancel a task; one that ended meanwhile is fine too."""
         with globus_errors(f"cancelling task {task_id}"):
@@ -285,21 +386,44 @@ class Gateway:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         interval: float = 2.0,
+        until: Callable[[TaskState], bool] | None = None,
     ) -> TaskState:
-        """Poll until the task finishes or ``timeout`` seconds pass."""
+        """Poll until the task finishes, ``until`` says a state polled is
+        enough, or ``timeout`` seconds pass; each state polled goes to
+        :attr:`on_poll` too."""
         deadline = clock() + timeout
-        state = self.task(task_id)
-        while not state.finished and clock() < deadline:
+        state = self._polled(task_id)
+        while (
+            not state.finished
+            and clock() < deadline
+            and not (until is not None and until(state))
+        ):
             sleep(min(interval, max(0.1, deadline - clock())))
-            state = self.task(task_id)
+            state = self._polled(task_id)
         return state
+
+    def _polled(self, task_id: str) -> TaskState:
+        state = self.task(task_id)
+        if self.on_poll is not None:
+            self.on_poll(state)
+        return state
+
+
+def _inside(path: str, top: str) -> bool:
+    """Whether collection path ``path`` is strictly inside folder ``top``."""
+    path, top = path.rstrip("/"), top.rstrip("/")
+    return path != top and path.startswith(top + "/")
 
 
 def connect(
     app: globus_sdk.GlobusApp,
     data_access: tuple[str, ...] = (),
     state_dir: Path | None = None,
+    seconds: float = DEFAULT_GLOBUS_TIMEOUT,
 ) -> Gateway:
     """A gateway whose client uses ``app`` for its tokens (refreshed under the
-    lock of ``state_dir`` when given)."""
-    return Gateway(transfer_client(app, state_dir=state_dir, data_access=data_access))
+    lock of ``state_dir`` when given), each call within ``seconds``."""
+    client = transfer_client(
+        app, seconds=seconds, state_dir=state_dir, data_access=data_access
+    )
+    return Gateway(client)

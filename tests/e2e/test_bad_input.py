@@ -347,16 +347,22 @@ def corrupt_with_garbage(datastore: Path) -> bytes:
     return garbage
 
 
-def set_future_schema(datastore: Path) -> bytes:
+def set_schema_version(datastore: Path, version: str) -> bytes:
     conn = sqlite3.connect(datastore)
     with conn:
-        conn.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+        conn.execute(
+            "UPDATE meta SET value = ? WHERE key = 'schema_version'", (version,)
+        )
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     return datastore.read_bytes()
 
 
-@pytest.mark.parametrize("damage", [corrupt_with_garbage, set_future_schema])
+def set_unknown_schema(datastore: Path) -> bytes:
+    return set_schema_version(datastore, "not a version")
+
+
+@pytest.mark.parametrize("damage", [corrupt_with_garbage, set_unknown_schema])
 def test_unusable_datastore_is_moved_aside_alerted_and_restarted(
     emulator: TestEmulator,
     tmp_path: Path,
@@ -544,3 +550,24 @@ def test_log_file_stays_private_after_rollover(
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
     assert len(modes) > 1
     assert set(modes.values()) == {0o600}, modes
+
+
+def test_a_datastore_of_a_newer_globus_auto_is_kept_and_the_run_says_upgrade(
+    emulator: TestEmulator, tmp_path: Path, smtp_server: SmtpTestServer
+) -> None:
+    """A downgrade (or a second, older installation on the same state folder)
+    must not take a newer datastore for a damaged one: moving it aside would
+    forget the tasks in flight and send everything again beside them."""
+    root = src_data(emulator)
+    write_files(root, GOOD)
+    config = smtp_config(tmp_path, emulator, smtp_server)
+    state = tmp_path / "state"
+    assert run(config, emulator, "--wait").returncode == 0
+    content = set_schema_version(state / DATASTORE_NAME, "999")
+
+    done = run(config, emulator)
+    assert done.returncode == 1, done.stderr
+    assert "written by a newer globus-auto" in done.stderr
+    assert "upgrade globus-auto" in done.stderr
+    assert not list(state.glob(f"{DATASTORE_NAME}.corrupt-*"))
+    assert (state / DATASTORE_NAME).read_bytes() == content

@@ -2,10 +2,29 @@
 
 Rules create, change and delete source files, run the job (waiting or not, with
 the next task failing, or crashing at a named point), and hold a task in flight
-(the source collection goes offline) while files change under it. After
-every step, each task Globus created belongs to a submission the datastore
-recorded. At the end a clean run whose task succeeds must leave the destination
-a superset of the source with identical content (DESIGN.md, "The state model").
+while files change under it and later runs submit more tasks beside it (up to
+MAX_TASKS_IN_FLIGHT); held tasks are released, and so settle, in any order.
+After every step, each task Globus created belongs to a submission the
+datastore recorded, and every digest the datastore marks delivered is one a
+settled task really copied to the destination. At the end a clean run whose
+task succeeds must leave the destination a superset of the source with
+identical content (DESIGN.md, "The state model").
+
+A file may also become a folder, or a folder a file ("file becomes folder"):
+the destination keeps the old one (it is never pruned), so the new item meets
+the other type there and Globus retries it in vain (issue 15, item 5). The
+invariant "every regular file that stays in the source is eventually
+delivered" then reads: after the last runs, every source file is at the
+destination with identical content except the blocked ones, and each blocked
+one still meets the other type at the destination (a folder where it goes,
+or a file where a folder above it must be), which only the user can change;
+after every step, every blocked file meets such a conflict; and once the
+user moves those paths aside, the next run delivers them too.
+
+A task is held by taking the source collection offline right before the submit
+call (after the readiness probe, so Globus accepts the task but cannot start
+it), making the new task INACTIVE (suspended: it does no work) and bringing the
+source back; released, it is ACTIVE again and copies what is there *now*.
 """
 
 from __future__ import annotations
@@ -14,10 +33,18 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import time
 from pathlib import Path
 
+import blake3
 from emulator_fixtures import TestEmulator
-from helpers_e2e import dst_data, missing_or_different, src_data, write_config
+from helpers_e2e import (
+    DST_DIR,
+    dst_data,
+    missing_or_different,
+    src_data,
+    write_config,
+)
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -31,9 +58,12 @@ from globus_auto.datastore.opening import DATASTORE_NAME
 from globus_auto.engine import crash as crashpoints
 from globus_auto.engine.report import JobReport, RunOptions
 from globus_auto.engine.session import run_session
+from globus_auto.problems import Kind
 from globus_auto.settings.source import load_settings
 
-NAMES = ["a", "d/e/b"]
+NAMES = ["a", "d/e/b", "c", "d/f"]
+# Paths that change type: the files a and c, and the folder d/e (holding b).
+TYPE_NAMES = ["a", "c", "d/e"]
 # Few distinct contents, so a file often changes back to what it was before.
 CONTENTS = [b"one", b"three" * 100]
 CRASH_POINTS = [
@@ -69,45 +99,76 @@ class StateModel(RuleBasedStateMachine):
         # test_bad_input); this model is about everything else.
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "keep").write_bytes(b"always here")
+        # Short back-offs: a task that found the source offline retries soon.
+        self.emulator.set_limits(retry_seconds=0.05)
         self.hold = False  # hold the task this run submits
-        self.held = False  # the source collection is offline, holding a task
+        self.holding = False  # the source is offline until the task is held
+        self.held: list[str] = []  # task ids held (INACTIVE), oldest first
+        # task id -> path -> BLAKE3 of what the finished task left at the
+        # destination (a later task cannot copy the path before it settles).
+        self.copied: dict[str, dict[bytes, bytes]] = {}
 
     # -- the world changes ----------------------------------------------------
 
     @rule(name=st.sampled_from(NAMES), content=st.sampled_from(CONTENTS))
     def write(self, name: str, content: bytes) -> None:
+        """Write a file, replacing a folder in its place or a file in the place
+        of a folder above it (a type change, as ``become_file``)."""
         path = self.root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_room(self.root, path)
         path.write_bytes(content)
 
     @rule(name=st.sampled_from(NAMES))
     def delete(self, name: str) -> None:
-        (self.root / name).unlink(missing_ok=True)
+        path = self.root / name
+        if path.is_file():
+            path.unlink()
+
+    @rule(name=st.sampled_from(TYPE_NAMES), content=st.sampled_from(CONTENTS))
+    def become_folder(self, name: str, content: bytes) -> None:
+        """File becomes folder: ``name`` is now a folder holding a file."""
+        self.write(f"{name}/inner", content)
+
+    @rule(name=st.sampled_from(TYPE_NAMES), content=st.sampled_from(CONTENTS))
+    def become_file(self, name: str, content: bytes) -> None:
+        """Folder becomes file (and back): ``name`` is now a file."""
+        self.write(name, content)
 
     @precondition(lambda self: self.held)
     @rule(
+        newest=st.booleans(),
         then=st.none() | st.tuples(st.sampled_from(NAMES), st.sampled_from(CONTENTS)),
     )
-    def release(self, then: tuple[str, bytes] | None = None) -> None:
-        """Bring the source back: a held task now copies what is there *now*.
+    def release(
+        self, newest: bool = False, then: tuple[str, bytes] | None = None
+    ) -> None:
+        """Let one held task run: it copies what is there *now*. With
+        ``newest`` the latest held task goes first, so tasks end out of order.
 
         ``then``: a file written right after the task finished copying.
         """
         if self.held:
-            self.emulator.set_collection(self.emulator.src_id, connected=True)
-            self.held = False
-            self.emulator.wait_idle()
+            task_id = self.held.pop(-1 if newest else 0)
+            self.emulator.set_task_status(task_id, "ACTIVE")
+            self.quiet()
         if then is not None:
             self.write(*then)
 
     @precondition(lambda self: self.held)
-    @rule(name=st.sampled_from(NAMES), content=st.sampled_from(CONTENTS))
-    def edit_during_copy(self, name: str, content: bytes) -> None:
-        """A file is edited, copied by the held task in that state, and restored."""
+    @rule(
+        name=st.sampled_from(NAMES),
+        content=st.sampled_from(CONTENTS),
+        newest=st.booleans(),
+    )
+    def edit_during_copy(self, name: str, content: bytes, newest: bool) -> None:
+        """A file is edited, copied by a held task in that state, and restored."""
         path = self.root / name
+        if not path.is_file() and _occupied(self.root, path):
+            self.release(newest, None)  # a folder there: nothing to edit
+            return
         before = path.read_bytes() if path.exists() else None
         self.write(name, content + b" (edited)" if content == before else content)
-        self.release(None)
+        self.release(newest, None)
         if before is None:
             path.unlink()
         else:
@@ -124,32 +185,82 @@ class StateModel(RuleBasedStateMachine):
     def run(
         self, wait: bool, fail_next_task: bool, crash: str | None, hold: bool = False
     ) -> None:
-        """One run; with ``hold`` a task it submits stays in flight until released.
-
-        The source collection goes offline right before the submit call (after
-        the readiness probe), so Globus accepts the task but cannot start it.
-        """
-        self.hold = hold and not self.held
+        """One run; with ``hold`` a task it submits stays in flight until released
+        (while earlier held tasks are in flight: a submit beside them)."""
+        self.hold = hold
         if fail_next_task:
             self.emulator.add_faults(fail_tasks=1)
 
         def hook(name: str) -> None:
             if name == "before-submit" and self.hold:
                 self.emulator.set_collection(self.emulator.src_id, connected=False)
-                self.hold, self.held = False, True
+                self.hold, self.holding = False, True
+            if name == "after-submit" and self.holding:
+                self.hold_new_tasks()
             if name == crash:
                 raise SimulatedCrash(name)
 
         crashpoints.CRASH_HOOK = hook
         try:
-            self.run_session(wait and not (self.hold or self.held))
+            # Waiting for a held task would wait for ever.
+            self.run_session(wait and not (hold or self.held))
         except SimulatedCrash:
             pass
         finally:
             crashpoints.CRASH_HOOK = None
             self.hold = False
-        if not self.held:
-            self.emulator.wait_idle()
+            if self.holding:  # it died before its task was submitted
+                self.emulator.set_collection(self.emulator.src_id, connected=True)
+                self.holding = False
+        self.quiet()
+
+    def quiet(self, timeout: float = 10.0) -> None:
+        """Wait until no task works: each has ended, is held, or only retries
+        paths that failed (a type conflict, which Globus retries in vain)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.emulator.state.lock:
+                busy = [
+                    t.task_id
+                    for t in self.emulator.transfer.tasks.values()
+                    if t.status == "ACTIVE" and (t.running or t.todo or not t.pending)
+                ]
+            if not busy:
+                return
+            time.sleep(0.01)
+
+    def hold_new_tasks(self) -> None:
+        """Suspend every task not yet finished and not yet held (the one just
+        submitted, which cannot have started), then bring the source back."""
+        with self.emulator.state.lock:
+            new = [
+                t.task_id
+                for t in self.emulator.transfer.tasks.values()
+                if t.status == "ACTIVE" and t.task_id not in self.held
+            ]
+        for task_id in new:
+            self.emulator.set_task_status(task_id, "INACTIVE")
+        self.held += new
+        self.emulator.set_collection(self.emulator.src_id, connected=True)
+        self.holding = False
+
+    @precondition(lambda self: self.held)
+    @rule(
+        name=st.sampled_from(NAMES),
+        content=st.sampled_from(CONTENTS),
+        hold=st.booleans(),
+        crash=st.none() | st.sampled_from(CRASH_POINTS),
+    )
+    def submit_beside(
+        self, name: str, content: bytes, hold: bool, crash: str | None
+    ) -> None:
+        """A file changes while a task is in flight and a run follows: it goes
+        in a task of its own beside the held one, unless that one carries it."""
+        path = self.root / name
+        if path.is_file() and path.read_bytes() == content:
+            content += b" (again)"
+        self.write(name, content)
+        self.run(wait=False, fail_next_task=False, crash=crash, hold=hold)
 
     def run_session(self, wait: bool) -> list[JobReport]:
         opts = RunOptions(wait=wait, timeout=30)
@@ -179,16 +290,93 @@ class StateModel(RuleBasedStateMachine):
             assert submission_id in known
             assert known[submission_id] in (task_id, None)
 
+    @invariant()
+    def delivered_is_what_a_settled_task_copied(self) -> None:
+        """No file is marked delivered with a digest its settling task did not
+        carry to the destination."""
+        self.note_copies()
+        path = self.settings.state_dir / DATASTORE_NAME
+        if not path.exists():
+            return
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            settled = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT task_id FROM tasks WHERE state = 'settled'"
+                )
+            }
+            delivered = conn.execute(
+                "SELECT path, delivered FROM files WHERE delivered IS NOT NULL"
+            ).fetchall()
+        finally:
+            conn.close()
+        for rel, digest in delivered:
+            copies = [self.copied[t].get(rel) for t in settled if t in self.copied]
+            assert digest in copies, (rel, "marked delivered, never copied so")
+
+    @invariant()
+    def a_blocked_file_meets_the_other_type_at_the_destination(self) -> None:
+        dst = dst_data(self.emulator)
+        for rel in self.blocked():
+            assert conflict_at(dst, rel), (rel, "blocked with no conflict there")
+
+    def blocked(self) -> list[bytes]:
+        path = self.settings.state_dir / DATASTORE_NAME
+        if not path.exists():
+            return []
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rows = conn.execute("SELECT path FROM files WHERE blocked IS NOT NULL")
+            return [row[0] for row in rows]
+        finally:
+            conn.close()
+
+    def note_copies(self) -> None:
+        """Record what each task that just finished left at the destination:
+        its files, or every file for a recursive task. Why this is what it
+        copied: a file's next task cannot copy it before this one settles."""
+        dst = dst_data(self.emulator)
+        with self.emulator.state.lock:
+            finished = [
+                (t.task_id, [(i.destination_path, i.recursive) for i in t.items])
+                for t in self.emulator.transfer.tasks.values()
+                if t.done and t.task_id not in self.copied
+            ]
+        for task_id, items in finished:
+            if any(recursive for _, recursive in items):
+                paths = [os.path.relpath(p, dst) for p in _files_under(dst)]
+            else:
+                paths = [os.path.relpath(p, DST_DIR) for p, _ in items]
+            self.copied[task_id] = {
+                os.fsencode(rel): blake3.blake3((dst / rel).read_bytes()).digest()
+                for rel in paths
+                if (dst / rel).is_file()
+            }
+
     def teardown(self) -> None:
         try:
-            self.release(None)
+            while self.held:
+                self.release(False, None)
             self.emulator.add_faults(fail_tasks=0)
-            self.emulator.wait_idle()
-            for _ in range(2):  # the first may only settle what was in flight
+            self.quiet()
+            dst = dst_data(self.emulator)
+            for _ in range(3):  # settle what was in flight; cancel what conflicts
                 (report,) = self.run_session(wait=True)
-                self.emulator.wait_idle()
+                self.quiet()
+            blocked = self.blocked()
+            assert report.exit_code in (0, 5), report.problems
+            assert {p.kind for p in report.problems} <= {Kind.BLOCKED}
+            missing = missing_or_different(self.root, dst)
+            assert sorted(missing) == sorted(blocked), "not delivered, not blocked"
+            # The user moves the conflicting paths aside; now all is delivered.
+            for rel in blocked:
+                assert conflict_at(dst, rel)
+                clear_conflict(dst, rel)
+            (report,) = self.run_session(wait=True)
+            self.quiet()
             assert report.exit_code == 0, report.problems
-            assert missing_or_different(self.root, dst_data(self.emulator)) == [], (
+            assert missing_or_different(self.root, dst) == [], (
                 "the destination is not a superset of the source"
             )
             before = self.emulator.stats()["tasks_submitted"]
@@ -202,6 +390,44 @@ class StateModel(RuleBasedStateMachine):
                 else:
                     os.environ[name] = value
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _make_room(root: Path, path: Path) -> None:
+    """Remove what holds the place of file ``path`` (a folder there, a file
+    in the place of a folder above it) and make its folder."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    for folder in reversed(path.relative_to(root).parents):
+        if (root / folder).is_file():
+            (root / folder).unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _occupied(root: Path, path: Path) -> bool:
+    """Whether something of the other type holds the place of file ``path``."""
+    return conflict_at(root, os.fsencode(path.relative_to(root)))
+
+
+def conflict_at(top: Path, rel: bytes) -> bool:
+    """Whether a file cannot be written at ``rel`` under ``top``: a folder is
+    there, or a file in the place of a folder above it."""
+    path = top / os.fsdecode(rel)
+    if path.is_dir():
+        return True
+    return any((top / folder).is_file() for folder in Path(os.fsdecode(rel)).parents)
+
+
+def clear_conflict(top: Path, rel: bytes) -> None:
+    """What the user does at the destination: move the folder or file in the
+    way aside (here: remove it)."""
+    _make_room(top, top / os.fsdecode(rel))
+
+
+def _files_under(root: Path) -> list[str]:
+    found: list[str] = []
+    for folder, _dirs, names in os.walk(root):
+        found += [os.path.join(folder, name) for name in names]
+    return found
 
 
 StateModel.TestCase.settings = settings(
@@ -225,6 +451,73 @@ def test_file_changed_and_changed_back_while_its_task_was_in_flight() -> None:
     model.write("a", b"one")
     model.run(wait=False, fail_next_task=False, crash=None, hold=True)
     model.write("a", b"two" * 10)
-    model.release(("a", b"one"))
+    model.release(False, ("a", b"one"))
     model.run(wait=True, fail_next_task=False, crash=None)
     model.teardown()
+
+
+def test_a_task_beside_a_held_one_settles_first_and_each_its_own() -> None:
+    """Two tasks in flight, the later one ending first; a file changed during
+    its task waits for that task, then goes again."""
+    model = StateModel()
+    try:
+        model.write("a", b"one")
+        model.run(wait=False, fail_next_task=False, crash=None, hold=True)
+        model.write("a", b"three" * 100)  # changed while its task is in flight
+        model.write("d/e/b", b"one")
+        model.run(wait=False, fail_next_task=False, crash=None, hold=True)
+        assert len(model.held) == 2
+        with model.emulator.state.lock:
+            items = [
+                [os.path.basename(i.source_path) for i in t.items]
+                for t in model.emulator.transfer.tasks.values()
+            ]
+        assert items == [["a", "keep"], ["b"]]  # a is not in the second task
+        model.release(True, None)  # the second task ends first
+        model.run(wait=False, fail_next_task=False, crash=None)
+        model.delivered_is_what_a_settled_task_copied()
+        assert (dst_data(model.emulator) / "d/e/b").read_bytes() == b"one"
+        model.release(False, None)
+        model.run(wait=True, fail_next_task=False, crash=None)
+        model.delivered_is_what_a_settled_task_copied()
+        assert missing_or_different(model.root, dst_data(model.emulator)) == []
+    finally:
+        model.teardown()
+
+
+def test_a_file_that_became_a_folder_waits_and_the_rest_goes_on() -> None:
+    """The move "file becomes folder" with a conflict for certain: a delivered
+    file becomes a folder, another file changes; the folder's file is blocked
+    (the destination still has the file), the other is delivered; after the
+    user clears the path (teardown), it is delivered too."""
+    model = StateModel()
+    try:
+        model.write("a", b"one")
+        model.run(wait=True, fail_next_task=False, crash=None)
+        model.become_folder("a", b"three" * 100)
+        model.write("c", b"one")
+        model.run(wait=True, fail_next_task=False, crash=None)
+        assert model.blocked() == [b"a/inner"]
+        assert (dst_data(model.emulator) / "c").read_bytes() == b"one"
+        model.a_blocked_file_meets_the_other_type_at_the_destination()
+    finally:
+        model.teardown()
+
+
+def test_a_folder_that_became_a_file_and_back() -> None:
+    """The reverse move, then back again: the folder's file is delivered as
+    it was, and the file that stood in for the folder is no longer blocked."""
+    model = StateModel()
+    try:
+        model.write("d/e/b", b"one")
+        model.run(wait=True, fail_next_task=False, crash=None)
+        model.become_file("d/e", b"one")
+        model.run(wait=True, fail_next_task=False, crash=None)
+        assert model.blocked() == [b"d/e"]
+        model.become_folder("d/e", b"one")  # a folder again, with a new file
+        model.run(wait=True, fail_next_task=False, crash=None)
+        assert model.blocked() == []
+        dst = dst_data(model.emulator)
+        assert (dst / "d/e/inner").read_bytes() == b"one"
+    finally:
+        model.teardown()

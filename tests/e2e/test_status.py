@@ -240,7 +240,7 @@ def test_status_shows_a_run_in_progress_and_a_skipped_run_is_not_the_last(
         assert job["running"]["pid"] == os.getpid()
         assert invoke(config, "run").exit_code == 0  # skipped: the lock is held
         job = status_json(config)["jobs"][0]
-        assert job["last_run"]["outcome"].endswith("delivered 1 files")
+        assert job["last_run"]["outcome"].endswith("delivered 1 file")  # plural right
     assert status_json(config)["jobs"][0]["running"] is None
 
 

@@ -41,6 +41,7 @@ from helpers_e2e import write_config as write_e2e_config
 from login_site import on_terminal
 from smtp_fixtures import SmtpTestServer
 
+from globus_auto import __version__ as package_version
 from globus_auto.emulator import Emulator
 
 REPO = Path(__file__).resolve().parents[2]
@@ -334,7 +335,10 @@ def test_main_py_of_a_checkout_never_installed_uses_that_checkout(
         ignore=shutil.ignore_patterns("__pycache__"),
     )
     init = checkout / "globus_auto" / "__init__.py"
-    init.write_text(init.read_text().replace('"1.0.0"', '"1.0.0+checkout"'))
+    version = package_version
+    text = init.read_text()
+    assert f'"{version}"' in text
+    init.write_text(text.replace(f'"{version}"', f'"{version}+checkout"'))
     env = {
         "PATH": "/usr/bin:/bin",
         "HOME": str(tmp_path),
@@ -349,7 +353,7 @@ def test_main_py_of_a_checkout_never_installed_uses_that_checkout(
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "globus-auto, version 1.0.0+checkout"
+    assert done.stdout.strip() == f"globus-auto, version {version}+checkout"
 
 
 def test_main_py_run_by_path_runs_a_job(emulator: Any, tmp_path: Path) -> None:

@@ -66,7 +66,7 @@ def test_prepared_task_survives_reopening(tmp_path: Path) -> None:
         "preparing",
         None,
     )
-    assert [f.path for f in again.carried_files(job)] == [b"a"]
+    assert [f.path for f in again.carried_files("sub-9")] == [b"a"]
 
 
 def test_files_are_private(tmp_path: Path) -> None:

@@ -1,0 +1,127 @@
+"""A full disk under the state folder, end to end, on a real (small) tmpfs.
+
+The state folder lives on a tmpfs of a few MiB that the test fills with a
+filler file; every run is the real ``globus-auto`` command against the
+emulator, mailing a real SMTP server and pinging a loopback heartbeat monitor.
+A full disk must be reported as such (exit 1, one line, one mail, the
+heartbeat's /fail every run), never as corruption: nothing is moved aside,
+nothing committed is lost, and once space returns the run carries on where it
+stopped, without a second task for files already in flight.
+
+Needs root (``mount -t tmpfs``); skipped cleanly otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import helpers_e2e
+from disk_fixtures import fill
+from emulator_fixtures import TestEmulator
+from smtp_fixtures import SmtpTestServer
+
+from globus_auto.datastore.opening import DATASTORE_NAME
+from globus_auto.engine.diskfull import MARK_NAME
+
+FULL_WORDS = "the disk holding the state folder"
+SUBJECT = "[globus-auto] default: the disk holding the state folder is full or failing"
+
+
+def fail_pings(hits: list[str]) -> int:
+    """The pings that said a run failed (healthchecks' /<exit code> or /fail)."""
+    ends = [hit.rsplit("/", 1)[-1] for hit in hits]
+    return sum(end == "fail" or (end.isdigit() and end != "0") for end in ends)
+
+
+def subjects(smtp: SmtpTestServer) -> list[str]:
+    return [" ".join(str(m["Subject"]).split()) for m in smtp.messages]
+
+
+def run(
+    config: Path, env: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    return helpers_e2e.run_cli(["--config", str(config), "run", *args], env)
+
+
+def test_full_disk_is_not_corruption_and_loses_nothing(
+    small_disk: Path,
+    tmp_path: Path,
+    globus_env: TestEmulator,
+    smtp_server: SmtpTestServer,
+    monitor: tuple[str, list[str], Any],
+) -> None:
+    url, hits, _ = monitor
+    state = small_disk / "state"
+    config = helpers_e2e.write_config(
+        tmp_path / "config.py",
+        globus_env,
+        STATE_DIR=str(state),
+        EMAIL_SENDER="globus-auto@example.org",
+        EMAIL_RECIPIENTS=["ops@example.org"],
+        EMAIL_HOST=smtp_server.host,
+        EMAIL_PORT=smtp_server.port,
+        HEARTBEAT_URL=url,
+    )
+    env = helpers_e2e.cli_env(globus_env)
+    src = helpers_e2e.src_data(globus_env)
+    first = {f"first/{n}.dat": os.urandom(40_000) for n in range(3)}
+    helpers_e2e.write_files(src, first)
+
+    # A task in flight (slowed down, then suspended), then the disk fills up.
+    globus_env.add_faults(bytes_per_second=1_000)
+    started = run(config, env)
+    assert started.returncode == 0, started.stderr
+    (in_flight,) = globus_env.transfer.tasks
+    globus_env.set_task_status(in_flight, "INACTIVE")
+    globus_env.add_faults(bytes_per_second=0)
+    filler = fill(small_disk)
+
+    # Runs that start on the full disk: one line, exit 1, one mail in all.
+    for _ in range(2):
+        full = run(config, env)
+        assert full.returncode == 1, full.stderr
+        assert FULL_WORDS in full.stderr and "is full" in full.stderr
+        assert "or corrupt" not in full.stderr and "unexpected" not in full.stderr
+        assert "Traceback" not in full.stderr
+    assert subjects(smtp_server) == [SUBJECT]
+    assert fail_pings(hits) == 2
+    assert sorted(p.name for p in state.iterdir() if "corrupt" in p.name) == []
+
+    # Room for the start of a run, not for its scan of many new files.
+    filler.unlink()
+    globus_env.set_task_status(in_flight, "ACTIVE")
+    second = {f"second/{'n' * 200}{n:04}.dat": b"%d" % n for n in range(600)}
+    helpers_e2e.write_files(src, second)
+    filler = fill(small_disk, leave=128 * 1024)
+    dry = run(config, env, "--dry-run")
+    assert dry.returncode == 1, dry.stderr
+    assert f"{FULL_WORDS} {state} is full" in dry.stderr, dry.stderr
+    assert [p for p in state.iterdir() if p.name.startswith("dry-run-")] == []
+    later = run(config, env)
+    assert later.returncode == 1, later.stderr
+    assert FULL_WORDS in later.stderr, later.stderr
+    assert "database or disk is full" in later.stderr  # SQLite's, past the open
+    assert "Traceback" not in later.stderr and "or corrupt" not in later.stderr
+    assert subjects(smtp_server) == [SUBJECT]  # still full: not mailed again
+    assert fail_pings(hits) == 3
+
+    # Space returns: everything is delivered, the first files by their task.
+    filler.unlink()
+    done = run(config, env, "--wait", "--timeout", "60")
+    assert done.returncode == 0, done.stderr
+    dst = helpers_e2e.dst_data(globus_env)
+    assert helpers_e2e.missing_or_different(src, dst) == []
+    carried_first = [
+        task
+        for task in globus_env.transfer.tasks.values()
+        if any(item.source_path.startswith("/data/first") for item in task.items)
+    ]
+    assert len(carried_first) == 1, "a second task for files in flight"
+    assert set(globus_env.stats()["tasks"]) == {"SUCCEEDED"}
+    assert not [p for p in state.iterdir() if "corrupt" in p.name]
+    assert (state / DATASTORE_NAME).stat().st_size > 0
+    assert (state / MARK_NAME).stat().st_mtime == 0  # the next full disk mails anew
+    assert "has room again" in (state / "globus-auto.log").read_text()
