@@ -1,3 +1,3 @@
 """globus-auto: keep a Globus destination directory a superset of a source directory."""
 
-__version__ = "1.0.0"
+__version__ = "2.0.0"
