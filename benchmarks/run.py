@@ -331,12 +331,36 @@ class Job:
     ) -> Measured:
         """``python [extra] -m globus_auto --config C -v run`` (``extra`` after
         ``run`` instead with ``at_end``)."""
-        env = dict(os.environ)
+        env = command_env()
         env["GLOBUS_SDK_SERVICE_URL_TRANSFER"] = emu.url
         env["GLOBUS_SDK_SERVICE_URL_AUTH"] = emu.url
         python = [sys.executable, *(() if at_end else extra), "-m", "globus_auto"]
         cmd = [*python, "--config", str(self.config), verbose, "run"]
         return measure([*cmd, *(extra if at_end else ())], env)
+
+
+def compile_package() -> None:
+    """Byte-compile globus_auto, as pip does when it installs a package.
+
+    Why: where PYTHONDONTWRITEBYTECODE is set (as in this project's shells),
+    every module edited since its bytecode was written is compiled again by
+    every measured run, which no installed copy does: with the modules edited
+    in one day, 0.1 s of a no-change run's 0.8 s.
+    """
+    package = HERE.parent / "globus_auto"
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(package)],
+        stdout=subprocess.DEVNULL,
+        check=True,
+    )
+
+
+def command_env() -> dict[str, str]:
+    """The environment of a measured globus-auto run: this one, but writing
+    bytecode (a module edited while the benchmark runs is compiled once)."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
 
 
 def expect(result: Measured, pattern: str, what: str) -> Measured:
@@ -773,6 +797,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="globus-auto-bench-", dir=parent))
     started = time.monotonic()
+    compile_package()
     figures: list[Figure] = []
     try:
         if set("135") & set(args.only):

@@ -17,12 +17,10 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from globus_auto.alerts import heartbeat, policy
-from globus_auto.alerts.channels import registry
+from globus_auto.alerts import policy
 from globus_auto.alerts.deadline import Budget
-from globus_auto.alerts.message import Notice
 from globus_auto.alerts.policy import AlertRecord
 from globus_auto.alerts.store import (
     AlertStore,
@@ -35,6 +33,13 @@ from globus_auto.errors import NotifyError
 from globus_auto.problems import Kind, Problem
 from globus_auto.settings.model import Settings
 from globus_auto.text import redact, secrets_of
+
+if TYPE_CHECKING:
+    from globus_auto.alerts.message import Notice
+
+# The channels (:mod:`.channels.registry`: smtplib, ssl, email, subprocess)
+# and the message (email) are imported only when a run has alerts to decide
+# on: together about 15 ms of the start of every run, and most runs have none.
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +103,19 @@ def process_alerts(
         problems = with_pending(settings, store, problems)
     cleared = [(r.job, kind) for r in reports for kind in r.cleared]
     records = _configured_only(settings, store, open_alerts(store))
+
+    def channels(job: str) -> list[str]:
+        from globus_auto.alerts.channels import registry
+
+        return registry.channels_for(settings, job)
+
     plan = policy.plan_alerts(
         records,
         problems,
         cleared,
         now,
         timedelta(hours=settings.alert_repeat_hours),
-        channels=lambda job: registry.channels_for(settings, job),
+        channels=channels,
         after_failures=settings.alert_after_failures,
     )
     sender = _Sender(
@@ -132,7 +143,7 @@ def _note_told(
 ) -> None:
     """Tell ``job``'s report where its alerts went ("to ... via ..."), for a
     run on a terminal to say so (the engine's ``JobReport.alerted``)."""
-    told = [registry.module_for(c).describe(settings, c) for c in sorted(channels)]
+    told = [_described(settings, c) for c in sorted(channels)]
     for report in reports:
         noted = getattr(report, "alerted", None)
         if report.job == job and isinstance(noted, list):
@@ -228,6 +239,8 @@ class _Sender:
         """The channels that took their message of ``decision``."""
         if decision.reported and not decision.messages:
             self._note_unsent(decision)
+        from globus_auto.alerts.message import Notice
+
         delivered = set()
         for outgoing in decision.messages:
             notice = Notice(outgoing, self.now, self.hostname)
@@ -238,6 +251,8 @@ class _Sender:
 
     def _note_unsent(self, decision: policy.Decision) -> None:
         """Log (info only: the run logs the problem itself) why nobody is told."""
+        from globus_auto.alerts.channels import registry
+
         record = decision.record
         if not registry.channels_for(self.settings, record.job):
             why = "no EMAIL_RECIPIENTS, NOTIFY_URLS or ON_ALERT_COMMAND configured"
@@ -262,6 +277,8 @@ class _Sender:
                 )
                 self.told_spent = True
             return False
+        from globus_auto.alerts.channels import registry
+
         module = registry.module_for(channel)
         timeout = self.budget.slice(self.settings.notify_timeout)
         try:
@@ -282,6 +299,8 @@ class _Sender:
 
 
 def _described(settings: Settings, channel: str) -> str:
+    from globus_auto.alerts.channels import registry
+
     try:
         return registry.module_for(channel).describe(settings, channel)
     except Exception:  # describing must not hide the message itself
@@ -302,6 +321,10 @@ def run_started(settings: Settings) -> None:
     """The heartbeat's ``/start``; this run's log is kept for the last ping."""
     if not settings.heartbeat_url:
         return
+    # Imported only with a heartbeat: urllib.request (http.client, ssl, email)
+    # is about 10 ms of every run's start, and most runs have none.
+    from globus_auto.alerts import heartbeat
+
     heartbeat.capture_run_log()
     try:
         heartbeat.ping_heartbeat(
@@ -321,6 +344,8 @@ def ping(settings: Settings, reports: Sequence[RunOutcome]) -> None:
         # monitor's missing ping is the alarm.
         log.info("no heartbeat: a job was skipped, another run holds its lock")
         return
+    from globus_auto.alerts import heartbeat  # see run_started
+
     summary = "; ".join(f"{r.job}: {r.outcome}" for r in reports)
     excerpt = heartbeat.run_log_excerpt()
     body = redact(f"{summary}\n\n{excerpt}".strip(), secrets_of(settings))

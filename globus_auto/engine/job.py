@@ -41,7 +41,6 @@ from globus_auto.engine.report import (
 )
 from globus_auto.engine.scan import Scanner, ScanSummary, check_source
 from globus_auto.engine.settle import settle
-from globus_auto.engine.tasks import follow_task, submit_new
 from globus_auto.engine.unsettled import report_unsettled
 from globus_auto.engine.walk import SYMLINK_NOTE, exclude_matcher
 from globus_auto.engine.walk_parallel import walk_tree
@@ -175,7 +174,11 @@ def _run_locked(job: Job, env: RunEnv, opts: RunOptions, report: JobReport) -> N
     running: list[TaskRecord] = []
     if not opts.dry_run:
         for task in store.open_tasks(job_id):
-            still = follow_task(job, task, env, opts, report)
+            # Imported only to follow or submit a task: .tasks imports the
+            # alert channels (smtplib, ssl, email), ~15 ms of every start.
+            from globus_auto.engine import tasks
+
+            still = tasks.follow_task(job, task, env, opts, report)
             running += [] if still is None else [still]
     scan_started = time.monotonic()  # a duration: the wall clock may jump
     report.scan = scan_job(job, job_id, env)
@@ -213,7 +216,9 @@ def _run_locked(job: Job, env: RunEnv, opts: RunOptions, report: JobReport) -> N
     report.cleared.update({Kind.ENDPOINT_NOT_READY, Kind.LOGIN_REQUIRED})
     report.cleared.update({Kind.GLOBUS_UNAVAILABLE, Kind.CONFIG})
     report.cleared.add(Kind.UNEXPECTED)
-    new = submit_new(
+    from globus_auto.engine import tasks  # see above
+
+    new = tasks.submit_new(
         job, job_id, env, cutoff, report, room=room, in_flight=len(running)
     )
     if running:
