@@ -26,12 +26,14 @@ EXIT_CODES_HELP = """\
 Exit codes:
     0  success, nothing to do, or skipped because another run holds the lock
     1  unexpected error (see the log), files that cannot be sent (see status),
-       a run has held the lock too long, or the state folder's disk is full
+       a run has held the lock too long, a file has not stopped changing
+       for a day, or the state folder's disk is full
     2  usage or configuration error (also a state folder of another user,
        or a state folder that is a file)
     3  login or consent required
     4  a collection is not ready (offline, paused, a path missing)
-    5  a transfer failed, or Globus no longer knows a recorded task
+    5  a transfer failed, Globus no longer knows a recorded task, or files
+       are blocked at the destination (a folder where a file goes; see status)
     6  Globus is busy or unreachable (network, timeout, rate limit);
        the next run retries
   130  interrupted (Ctrl-C), 143 SIGTERM, 129 SIGHUP; the next run carries on safely"""

@@ -32,6 +32,7 @@ from globus_auto.errors import (
     SessionRequired,
     UnknownCollection,
 )
+from globus_auto.text import counted
 
 if TYPE_CHECKING:
     from globus_auto.cli.context import CliState
@@ -380,7 +381,7 @@ def check_command(ctx: click.Context, test_mail: bool, as_json: bool) -> None:
     else:
         failed = sum(c.status == FAIL for c in checks)
         click.echo(
-            f"{failed} check(s) failed; fix what the marked lines say and run "
+            f"{counted(failed, 'check')} failed; fix what the marked lines say and run "
             "globus-auto check again"
         )
     ctx.exit(code)

@@ -10,7 +10,8 @@ places); a config that cannot be read completes nothing and says nothing.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
@@ -24,6 +25,7 @@ PROG_NAME = "globus-auto"
 COMPLETE_VAR = "_GLOBUS_AUTO_COMPLETE"
 SHELLS = ("bash", "zsh", "fish")
 JOB_OPTION = "--job"
+Decorated = TypeVar("Decorated", bound=Callable[..., object])
 
 # How each shell loads the script, for the help.
 LOADING = {
@@ -57,23 +59,22 @@ def complete_job_names(
     ]
 
 
-def complete_jobs_of(command: click.Command) -> None:
-    """Have ``command``'s ``--job`` option complete job names.
+def job_option() -> Callable[[Decorated], Decorated]:
+    """The ``--job NAME`` option (repeatable) of every command that runs or
+    shows jobs, completing the config's job names on Tab.
 
-    Why here and not at each option: every command's ``--job`` means the same,
-    so the group gives them all the same completion as it loads them (this
-    module is small and imports nothing more until a Tab is pressed). click
-    keeps the ``shell_complete=`` argument of an option in
-    ``_custom_shell_complete`` (click 8.0 and later); tests/e2e/test_completion.py
-    fails if that changes.
+    Why one definition: every command's ``--job`` means the same, so it is
+    spelled, helped and completed the same everywhere (this module is small
+    and imports nothing more until a Tab is pressed).
     """
-    for param in command.params:
-        if (
-            isinstance(param, click.Option)
-            and JOB_OPTION in param.opts
-            and param._custom_shell_complete is None
-        ):
-            param._custom_shell_complete = complete_job_names
+    return click.option(
+        JOB_OPTION,
+        "job_names",
+        multiple=True,
+        metavar="NAME",
+        help="Only this job.",
+        shell_complete=complete_job_names,
+    )
 
 
 def completion_script(root: click.Command, shell: str) -> str:

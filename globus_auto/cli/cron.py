@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from globus_auto.cli.completion import job_option
 from globus_auto.clock import parse_duration
 from globus_auto.errors import EXIT_CODES_HELP
 from globus_auto.logs import CRON_LOG_NAME
@@ -181,9 +182,7 @@ def checked_settings(
     metavar="INTERVAL",
     help="How often to run: 5m, 15m, 30m, 1h, 6h, 1d ...",
 )
-@click.option(
-    "--job", "job_names", multiple=True, metavar="NAME", help="Only this job."
-)
+@job_option()
 @click.pass_context
 def cron_command(ctx: click.Context, every: str, job_names: Sequence[str]) -> None:
     """Print a crontab line that runs globus-auto on a schedule.

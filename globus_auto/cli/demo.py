@@ -23,6 +23,7 @@ import click
 from globus_auto.engine.report import JobReport, RunOptions
 from globus_auto.errors import EXIT_CODES_HELP
 from globus_auto.settings.model import Job, Settings, SmtpSettings
+from globus_auto.text import counted
 
 if TYPE_CHECKING:
     from globus_auto.engine.report import JobReport
@@ -143,8 +144,9 @@ def _steps(
         (report,) = run_session(settings, settings.jobs, opts)
         scanned = report.scan.files if report.scan else 0
         echo(
-            f"   scanned {scanned} files; sent {report.files_sent} file(s) "
-            f"({report.bytes_sent:,} bytes); {report.outcome}"
+            f"   scanned {counted(scanned, 'file')}; sent "
+            f"{counted(report.files_sent, 'file')} "
+            f"({counted(report.bytes_sent, 'byte')}); {report.outcome}"
         )
         for problem in report.problems:
             echo(f"   problem: {problem.what_happened}")

@@ -70,9 +70,6 @@ class Command(click.Group):
         module = importlib.import_module(module_name)
         command = getattr(module, attribute)
         assert isinstance(command, click.Command)
-        from globus_auto.cli.completion import complete_jobs_of
-
-        complete_jobs_of(command)  # every --job completes the config's job names
         return command
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:

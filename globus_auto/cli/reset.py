@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from globus_auto.cli.completion import job_option
 from globus_auto.cli.context import CliState
 from globus_auto.engine.session import open_store
 from globus_auto.errors import EXIT_CODES_HELP, ConfirmationNeeded, GlobusAutoError
@@ -58,9 +59,7 @@ def _lock_jobs(settings: Settings, names: Sequence[str], locks: ExitStack) -> No
     "Without a terminal to ask on (a script, cron) reset needs --yes.\n\n"
     + EXIT_CODES_HELP,
 )
-@click.option(
-    "--job", "job_names", multiple=True, metavar="NAME", help="Only this job."
-)
+@job_option()
 @click.option(
     "--yes",
     "-y",

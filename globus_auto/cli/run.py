@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from globus_auto.cli.completion import job_option
 from globus_auto.cli.context import CliState
 from globus_auto.cli.login import offer_login, terminal_prompt
 from globus_auto.cli.progress import ClearingPrompt, StatusLine
@@ -37,9 +38,7 @@ log = logging.getLogger("globus_auto")
     epilog="Example: globus-auto run --job raw --wait --timeout 600\n\n"
     + EXIT_CODES_HELP,
 )
-@click.option(
-    "--job", "job_names", multiple=True, metavar="NAME", help="Only this job."
-)
+@job_option()
 @click.option(
     "--dry-run", is_flag=True, help="List what would be sent; change nothing."
 )

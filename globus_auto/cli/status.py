@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from globus_auto.cli.completion import job_option
 from globus_auto.errors import EXIT_CODES_HELP, GlobusAutoError
 from globus_auto.text import counted, human_bytes
 
@@ -425,9 +426,7 @@ def _token_lines(token: dict[str, Any]) -> list[str]:
     epilog="Examples:\n\n  globus-auto status\n\n"
     "  globus-auto status --job raw --refresh --json\n\n" + EXIT_CODES_HELP,
 )
-@click.option(
-    "--job", "job_names", multiple=True, metavar="NAME", help="Only this job."
-)
+@job_option()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.option(
     "--refresh", is_flag=True, help="Ask Globus about the tasks in flight (online)."

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import click
 
+from globus_auto.cli.completion import job_option
 from globus_auto.cli.cron import (
     CRON_PATH,
     checked_settings,
@@ -180,9 +181,7 @@ def next_steps(units: Units) -> list[str]:
     metavar="INTERVAL",
     help="How often to run: 5m, 15m, 30m, 1h, 6h, 1d ...",
 )
-@click.option(
-    "--job", "job_names", multiple=True, metavar="NAME", help="Only this job."
-)
+@job_option()
 @click.option(
     "--install",
     "install_units",

@@ -119,7 +119,7 @@ def test_a_wrong_secret_fails_the_login_and_skips_the_collections(
     assert "→ check CLIENT_ID and CLIENT_SECRET" in result.stdout
     assert "- default: collections: not checked without a login" in result.stdout
     assert "✔ default: source folder" in result.stdout
-    assert "1 check(s) failed" in result.stdout
+    assert "1 check failed" in result.stdout
 
 
 def test_missing_paths_fail_with_what_to_do(

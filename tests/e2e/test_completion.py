@@ -15,13 +15,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import click
 import helpers_e2e
 import pytest
 from click.testing import CliRunner
 from emulator_fixtures import TestEmulator
 
-from globus_auto.cli.completion import COMPLETE_VAR, complete_job_names
+from globus_auto.cli.completion import COMPLETE_VAR
 from globus_auto.cli.group import LAZY_COMMANDS, cli
 
 MARKERS = {
@@ -148,13 +147,6 @@ def test_the_bash_script_completes_job_names_in_a_real_bash(
         check=True,
     )
     assert done.stdout.split() == ["raw", "results"]
-
-
-def test_click_still_keeps_an_options_completion_where_we_set_it() -> None:
-    """The group sets click's ``_custom_shell_complete`` on every ``--job``; if
-    click renames it, this fails rather than completion silently vanishing."""
-    option = click.Option(["--job"], shell_complete=complete_job_names)
-    assert option._custom_shell_complete is complete_job_names
 
 
 def launcher_dir(tmp_path: Path) -> Path:

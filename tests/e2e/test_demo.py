@@ -27,9 +27,9 @@ def test_demo_shows_first_second_and_changed_runs(
     result = CliRunner().invoke(cli, ["demo"])
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "sent 5 file(s)" in out  # first run: everything
-    assert "sent 0 file(s)" in out and "nothing to do" in out  # second run
-    assert "sent 1 file(s)" in out  # third run: the changed file
+    assert "sent 5 files" in out  # first run: everything
+    assert "sent 0 files" in out and "nothing to do" in out  # second run
+    assert "sent 1 file " in out  # third run: the changed file
     assert "identical to the source: yes" in out
     assert not (tmp_path / "home").exists()
     assert "GLOBUS_SDK_SERVICE_URL_TRANSFER" not in os.environ
