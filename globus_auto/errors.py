@@ -126,6 +126,11 @@ class TransferFailed(GlobusAutoError):
     kind = Kind.TASK_FAILED
 
 
+class DocumentTooLarge(TransferFailed):
+    """Globus refused a submission for the size of its document (a list of
+    files in two smaller tasks goes)."""
+
+
 class TaskUnknown(GlobusAutoError):
     """Globus does not know a recorded task (404) or will not show it (403).
 

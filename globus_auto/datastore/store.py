@@ -5,8 +5,9 @@ known to have delivered, the tasks in flight and the files each carries, the
 open alerts and the run history. Deleting the file resets the tool.
 
 Every logical step is one ``BEGIN IMMEDIATE`` transaction (:mod:`.connection`);
-alerts and runs are :mod:`.history`; opening, the schema check and moving a
-damaged file aside live in :mod:`.opening`. Imports those and :mod:`.records`.
+alerts and runs are :mod:`.history`, what a scan writes :mod:`.scanned`;
+opening, the schema check and moving a damaged file aside live in
+:mod:`.opening`. Imports those and :mod:`.records`.
 """
 
 from __future__ import annotations
@@ -16,13 +17,12 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 
-from globus_auto.datastore.changing import UPSERT_CHANGING, Changing
+from globus_auto.datastore.changing import Changing
 from globus_auto.datastore.history import History
 from globus_auto.datastore.records import (
     PREPARING,
     SETTLED,
     SUBMITTED,
-    Observed,
     PendingFile,
     StoredFile,
     StoredRow,
@@ -30,11 +30,12 @@ from globus_auto.datastore.records import (
     ts_parse,
     ts_text,
 )
+from globus_auto.datastore.scanned import GONE_SQL, Scanned
 
 log = logging.getLogger(__name__)
 
 
-class Datastore(History, Changing):
+class Datastore(History, Changing, Scanned):
     """The SQLite datastore. Open it with :func:`open_datastore`."""
 
     # -- jobs --------------------------------------------------------------
@@ -90,67 +91,6 @@ class Datastore(History, Changing):
         )
         cur.arraysize = 512
         return iter(cur)
-
-    def count_files(self, job: int) -> int:
-        row = self._conn.execute("SELECT count(*) FROM files WHERE job = ?", (job,))
-        return int(row.fetchone()[0])
-
-    def apply_scan_batch(
-        self,
-        job: int,
-        observed: Sequence[Observed],
-        gone: Sequence[bytes],
-        scanned_at: datetime | None = None,
-    ) -> None:
-        """Record one batch of a scan: new or changed files and vanished ones.
-
-        ``scanned_at``: when the scan ran, to tell the files it sees changing
-        every time (:mod:`.changing`; None leaves that as it was).
-
-        A file seen changing while a task carries it gets ``sending`` set to an
-        empty value that equals no digest: Globus may have read either version,
-        so settling that task must not mark any version delivered. It stays
-        linked to its task (``task``), so no other task carries it meanwhile.
-        A blocked file whose stat changed goes to the front of the line of
-        those to look at again (``blocked_at`` cleared): a change in the source
-        does not change the destination, so it is not simply sent again.
-        """
-        if not observed and not gone:
-            return
-        stamp = None if scanned_at is None else ts_text(scanned_at)
-        with self.transaction() as tx:
-            tx.executemany(
-                "INSERT INTO files (job, path, size, mtime_ns, ctime_ns, inode, digest,"
-                " problem) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (job, path) DO UPDATE SET size = excluded.size,"
-                " mtime_ns = excluded.mtime_ns, ctime_ns = excluded.ctime_ns,"
-                " inode = excluded.inode, digest = excluded.digest,"
-                " problem = excluded.problem,"
-                + UPSERT_CHANGING
-                + " sending = CASE WHEN sending IS NULL THEN NULL ELSE x'' END,"
-                " blocked_at = CASE WHEN size IS excluded.size"
-                " AND mtime_ns IS excluded.mtime_ns AND ctime_ns IS excluded.ctime_ns"
-                " AND inode IS excluded.inode THEN blocked_at ELSE NULL END",
-                [
-                    (
-                        job,
-                        o.path,
-                        o.size,
-                        o.mtime_ns,
-                        o.ctime_ns,
-                        o.inode,
-                        o.digest,
-                        o.problem,
-                        stamp,
-                        stamp,
-                    )
-                    for o in observed
-                ],
-            )
-            tx.executemany(
-                "DELETE FROM files WHERE job = ? AND path = ?",
-                [(job, path) for path in gone],
-            )
 
     @staticmethod
     def _pending_where(
@@ -234,7 +174,7 @@ class Datastore(History, Changing):
                 blocked += tx.execute(
                     "UPDATE files SET blocked = ?, blocked_at = ? WHERE job = ?"
                     " AND (path = ? OR (path >= ? AND path < ?))"
-                    " AND delivered IS NOT digest",
+                    f" AND delivered IS NOT digest AND sending IS NOT {GONE_SQL}",
                     (why, ts_text(now), job, path, below, path + b"0"),
                 ).rowcount
             return blocked
@@ -408,7 +348,9 @@ class Datastore(History, Changing):
         equals ``sending``) and not in ``uncertain`` (changed since the last
         scan). Any other carried file may now hold, on the destination, a
         version the tool never hashed, so its delivered digest is cleared and
-        it is sent again: a redundant transfer, never a lost one.
+        it is sent again: a redundant transfer, never a lost one. The
+        tombstones of carried files a scan saw vanish are dropped (never
+        delivered: their ``sending`` equals no digest).
         """
         sid = task.submission_id
         with self.transaction() as tx:
@@ -433,6 +375,11 @@ class Datastore(History, Changing):
                 "UPDATE files SET delivered = NULL WHERE job = ? AND path = ?"
                 " AND task = ?",
                 [(task.job, p, sid) for p in uncertain],
+            )
+            tx.execute(
+                "DELETE FROM files INDEXED BY files_carried"
+                f" WHERE task = ? AND sending = {GONE_SQL}",
+                (sid,),
             )
             tx.execute(
                 "UPDATE files INDEXED BY files_carried SET sending = NULL, task = NULL"

@@ -69,7 +69,8 @@ globus_auto.emulator.Emulator:
        with, notify_on_* included
   POST /_emulator/limits             set_limits(): task_deadline_seconds
        (default 86400), retry_seconds (60), ls_size_limit (100000),
-       skipped_errors_page (100); GET shows them
+       skipped_errors_page (100), cancel_seconds (0: how long a
+       cancelled task takes to stop); GET shows them
   POST /_emulator/identities         add_identity(): {"username":
        "name@domain"} links an identity to the person who logs in
   POST /_emulator/faults             add_faults(): fail_tasks, http_status,

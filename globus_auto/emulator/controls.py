@@ -42,6 +42,7 @@ LIMITS_CONTROL = {
     "retry_seconds": "number",
     "ls_size_limit": "int",
     "skipped_errors_page": "int",
+    "cancel_seconds": "number",
 }
 COLLECTION_OPTIONS = {
     "entity_type",

@@ -244,6 +244,7 @@ class Emulator:
         retry_seconds: float | None = None,
         ls_size_limit: int | None = None,
         skipped_errors_page: int | None = None,
+        cancel_seconds: float | None = None,
     ) -> JSONDict:
         """Shrink service limits for tests (see ``state.Limits``); a new
         deadline applies to tasks submitted afterwards. Returns the limits."""
@@ -259,6 +260,8 @@ class Emulator:
                 if skipped_errors_page < 1:
                     raise _bad("skipped_errors_page must be at least 1")
                 limits.skipped_errors_page = skipped_errors_page
+            if cancel_seconds is not None:
+                limits.cancel_seconds = float(cancel_seconds)
             self.transfer.wakeup.notify_all()
             return dict(vars(limits))
 

@@ -186,12 +186,19 @@ class Limits:
       ``operation_ls`` docstring).
     - ``skipped_errors_page``: items per page of ``/task/<id>/skipped_errors``
       (the real page size is not published; 100 is unverified).
+    - ``cancel_seconds``: how long a cancelled task takes to stop. Meanwhile
+      it stays ACTIVE and the cancel call answers ``CancelAccepted`` (the
+      real service's answer for a cancel accepted but not yet done:
+      docs.globus.org/api/transfer/task, "Cancel task by id"); how long the
+      real service takes is not published. 0: a task not copying stops at
+      once (``Canceled``), one mid-copy at its next step.
     """
 
     task_deadline_seconds: int = DEFAULT_TASK_DEADLINE
     retry_seconds: float = DEFAULT_RETRY_SECONDS
     ls_size_limit: int = DEFAULT_LS_SIZE_LIMIT
     skipped_errors_page: int = DEFAULT_SKIPPED_ERRORS_PAGE
+    cancel_seconds: float = 0.0
 
 
 NOTIFICATION_KINDS = ("succeeded", "failed", "inactive")

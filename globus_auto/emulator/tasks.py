@@ -169,6 +169,7 @@ class Task:
     retry_at: float = 0.0
     running: bool = False
     stop: str | None = None  # "cancel", "expire" or "pause": asks the thread to stop
+    cancel_at: float | None = None  # when a task being cancelled has stopped
     blocked_status: str | None = None  # an endpoint is unreachable
     inactive_status: str = "CREDENTIALS_EXPIRED"
     last_error: FileFault | None = None

@@ -549,32 +549,47 @@ class TransferService:
         )
 
     def cancel_task(self, req: Request, task_id: str) -> Response:
+        """Cancel a task. The answer's code (docs.globus.org/api/transfer/task,
+        "Cancel task by id"): ``TaskComplete`` for a task that had ended,
+        ``Canceled`` once it has stopped (globus_sdk.testing's recorded
+        ``cancel_task`` response), ``CancelAccepted`` while it is still
+        stopping: a file mid-copy, or ``Limits.cancel_seconds``."""
         token = self._token(req)
         with self.state.lock:
             task = self._task(token, task_id)
             if task.done:
-                body = {
-                    "DATA_TYPE": "result",
-                    "code": "TaskComplete",
-                    "message": f"Task {task.task_id} is already complete",
-                    "request_id": req.request_id,
-                    "resource": req.path,
-                }
-                return Response(200, body)
-            self.worker.cancel(task)
-        deadline = time.monotonic() + 5
+                return Response(200, _cancel_result(req, "TaskComplete", task))
+            self.worker.cancel(task, time.time())
+            stopping = task.cancel_at is not None and task.cancel_at > time.time()
+        deadline = time.monotonic() + (0 if stopping else CANCEL_WAIT_SECONDS)
+        ended = ("SUCCEEDED", "FAILED")  # read anew: the worker ends it
         while time.monotonic() < deadline:
             with self.state.lock:
-                if task.status in ("SUCCEEDED", "FAILED"):  # the worker ended it
+                if task.status in ended:
                     break
             time.sleep(0.01)
-        return Response(
-            200,
-            {
-                "DATA_TYPE": "result",
-                "code": "Canceled",
-                "message": "The task has been cancelled successfully.",
-                "request_id": req.request_id,
-                "resource": req.path,
-            },
-        )
+        with self.state.lock:
+            code = "Canceled" if task.status in ended else "CancelAccepted"
+        return Response(200, _cancel_result(req, code, task))
+
+
+# How long a cancel waits for a task mid-copy to stop before it answers
+# CancelAccepted (the real service's wait is not published).
+CANCEL_WAIT_SECONDS = 5.0
+_CANCEL_MESSAGES = {
+    "TaskComplete": "Task {} is already complete",
+    "Canceled": "The task has been cancelled successfully.",
+    "CancelAccepted": "The cancel request for task {} has been accepted; "
+    "the task is stopping",  # wording unverified
+}
+
+
+def _cancel_result(req: Request, code: str, task: Task) -> JSONDict:
+    """The body of a cancel answer with ``code``."""
+    return {
+        "DATA_TYPE": "result",
+        "code": code,
+        "message": _CANCEL_MESSAGES[code].format(task.task_id),
+        "request_id": req.request_id,
+        "resource": req.path,
+    }

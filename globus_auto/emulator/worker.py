@@ -140,9 +140,13 @@ class TaskWorker:
 
     # ------------------------------------------------------------- controls
 
-    def cancel(self, task: Task) -> None:
-        """Cancel (lock held): at once if not working, else at its next step."""
-        if not task.running:
+    def cancel(self, task: Task, now: float) -> None:
+        """Cancel (lock held): at once if not working, else at its next step;
+        with ``Limits.cancel_seconds``, not before that long after the first
+        cancel request (the task stays ACTIVE meanwhile, stopping)."""
+        if task.cancel_at is None:
+            task.cancel_at = now + self.state.limits.cancel_seconds
+        if not task.running and task.cancel_at <= now:
             self.finish(task, "canceled")
         else:
             task.stop = "cancel"
@@ -175,6 +179,7 @@ class TaskWorker:
                 try:
                     now = time.time()
                     self._expire_overdue(now)
+                    self._end_cancelled(now)
                     delay = self._start_ready(now)
                 except Exception:
                     log.exception("emulator: the task scheduler failed; going on")
@@ -193,6 +198,15 @@ class TaskWorker:
             else:
                 self.finish(task, "expired")
 
+    def _end_cancelled(self, now: float) -> None:
+        """A task being cancelled that has stopped working ends once its
+        stopping time (``Limits.cancel_seconds``) has passed."""
+        for task in list(self.tasks.values()):
+            if task.done or task.running or not task.cancel_requested:
+                continue
+            if task.cancel_at is None or task.cancel_at <= now:
+                self.finish(task, "canceled")
+
     def _start_ready(self, now: float) -> float:
         """Start what may start, in submission order; return how long the
         scheduler may sleep before something is due."""
@@ -201,7 +215,7 @@ class TaskWorker:
         )
         due = SCHEDULER_TICK
         for task in list(self.tasks.values()):
-            if task.status != "ACTIVE" or task.running:
+            if task.status != "ACTIVE" or task.running or task.cancel_requested:
                 continue
             if task.retry_at > now:
                 due = min(due, task.retry_at - now)
@@ -295,7 +309,9 @@ class TaskWorker:
 
     def _stopped(self, task: Task) -> None:
         if task.stop == "cancel":
-            self.finish(task, "canceled")
+            if task.cancel_at is None or task.cancel_at <= time.time():
+                self.finish(task, "canceled")
+            # else: stopping; the scheduler ends it (_end_cancelled)
         elif task.stop == "expire":
             self.finish(task, "expired")
         elif task.stop == "pause":

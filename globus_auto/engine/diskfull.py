@@ -4,7 +4,8 @@ The alert records live in the datastore, which a full disk cannot write, and
 a mail whose record is lost would go out again at every run. So, while the
 disk refuses writes:
 
-- only the "disk full" alert is mailed (one per job). Other problems found
+- only the "disk full" alert is mailed (one per job), and the one-time
+  problems of every job (:data:`ONE_TIME_KINDS`). Other problems found
   meanwhile are logged; the first run that can record them again mails them.
 - that it was mailed is kept in the modification time of an empty file made
   ahead, ``alerts-disk-full`` in the state folder: setting a time needs no
@@ -38,6 +39,16 @@ MARK_NAME = "alerts-disk-full"
 NOT_MAILED = 0.0
 # What the alert store may raise when the disk refuses a write.
 WRITE_ERRORS = (GlobusAutoError, sqlite3.Error, OSError)
+# Problems only the run that found them reports: a task FAILED (or lost) or
+# with skipped files is settled by that run, so no later run sees it again.
+# Why they are mailed on a full disk too: held back "until the disk has room"
+# they would never be mailed, and a record the disk cannot keep costs no
+# repeat, since no run reports them again. (A refused submission is
+# TASK_FAILED too, and each run that retries it reports it; but each first
+# records its task, which a disk refusing writes does not let it do.) The
+# reset of a corrupt datastore is one-time too, and comes as ``deferred``
+# problems, not in a report (engine/session.py).
+ONE_TIME_KINDS = frozenset({Kind.TASK_FAILED, Kind.SKIPPED})
 
 
 def mark_path(state_dir: Path) -> Path:
@@ -163,22 +174,23 @@ def disk_only(
 ) -> list[DiskOnlyOutcome]:
     """What the alerts get of ``reports`` when some met a full disk.
 
-    Only the "disk full" problems, and those only when no such alert went out
-    unrecorded within ``ALERT_REPEAT_HOURS``; the exit codes stay, for the
-    heartbeat.
+    Of every job, its one-time problems (:data:`ONE_TIME_KINDS`) and its
+    "disk full" ones, these only when no such alert went out unrecorded
+    within ``ALERT_REPEAT_HOURS``; the exit codes stay, for the heartbeat.
     """
     last = mailed_at(settings.state_dir)
     repeat = timedelta(hours=settings.alert_repeat_hours)
     quiet = last is not None and timedelta(0) <= now - last < repeat
     if quiet:
         log.info("the disk-full alert went out at %s; not mailed again yet", last)
+    kinds = ONE_TIME_KINDS | ({Kind.STATE_DISK} if not quiet else set())
     return [
         DiskOnlyOutcome(
             r.job,
             r.outcome,
             r.exit_code,
             r.skipped,
-            [] if quiet else [p for p in r.problems if p.kind is Kind.STATE_DISK],
+            [p for p in r.problems if p.kind in kinds],
         )
         for r in reports
     ]

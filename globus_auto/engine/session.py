@@ -142,7 +142,7 @@ def _after_jobs(
     except (DatastoreError, OSError) as exc:  # a full disk: the alerts say so
         log.error("could not record the login's outcome: %s", exc, extra=FILE_ONLY)
     if diskfull.met_full_disk(reports):
-        _alert_full_disk_with(settings, store, reports, now)
+        _alert_full_disk_with(settings, store, reports, now, deferred)
     else:
         delivery.after_run(settings, store, reports, now, deferred)
 
@@ -268,13 +268,14 @@ def _alert_full_disk_with(
     store: Datastore | None,
     reports: list[JobReport],
     now: datetime,
+    deferred: Sequence[Problem] = (),
 ) -> None:
-    """The full disk's alert only, remembered without writing (``diskfull``);
-    the heartbeat gets every report's outcome."""
+    """The full disk's alert and the one-time ones (those of ``deferred``
+    too: a datastore reset), remembered without writing (``diskfull``); the
+    heartbeat gets every report's outcome."""
     alerts = diskfull.DiskFullAlerts(settings.state_dir, store)
-    delivery.after_run(
-        settings, alerts, diskfull.disk_only(settings, reports, now), now
-    )
+    outcomes = diskfull.disk_only(settings, reports, now)
+    delivery.after_run(settings, alerts, outcomes, now, deferred)
 
 
 def connect_gateway(settings: Settings, prompt: LoginPrompt | None) -> Gateway:

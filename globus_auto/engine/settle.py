@@ -44,6 +44,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SKIPPED_SHOWN = 20
+# ``tasks.globus_status`` of a task this tool asked Globus to cancel, which has
+# not stopped yet (Globus answered CancelAccepted): its files stay carried
+# until Globus reports it ended, and then it settles as cancelled.
+CANCELLING = "CANCELLING"
 
 
 def settle(
@@ -67,8 +71,12 @@ def settle(
         return False
     if state.faults:
         block_faulted(job, task, state, env)  # before its files are free again
-    _settle_partly(job, task, state, env, report, not_delivered)
     report.cleared.update({Kind.TASK_STUCK, Kind.TASK_INACTIVE})
+    if task.globus_status == CANCELLING:  # our own cancel, logged when asked
+        _settle_partly(job, task, state, env, report, not_delivered, "CANCELED")
+        log.info("%s: task %s has stopped, cancelled", job.name, state.task_id)
+        return False
+    _settle_partly(job, task, state, env, report, not_delivered)
     files, size = env.store.pending_totals(task.job)
     report.fail(
         Problem(
@@ -123,20 +131,21 @@ def _still_running(
 ) -> bool:
     """A task not finished: note it; alert it suspended or stuck; True while it
     is to be waited for (False once cancelled for paths Globus would retry in
-    vain: an unreadable source, a destination path of the other type)."""
-    env.store.note_task_status(task.submission_id, state.status, state.describe())
+    vain: an unreadable source, a destination path of the other type; True
+    while such a cancel is still under way)."""
+    cancelling = task.globus_status == CANCELLING
+    noted = CANCELLING if cancelling else state.status
+    env.store.note_task_status(task.submission_id, noted, state.describe())
     if state.status == "INACTIVE":
         _report_inactive(job, state, env, report)
     else:
         report.cleared.add(Kind.TASK_INACTIVE)
         if state.faults and block_faulted(job, task, state, env):
             why = "the destination cannot take some of its files as it is"
-            _cancel_retrying(job, task, state, env, report, why)
-            return False
+            return not _cancel_retrying(job, task, state, env, report, why)
         if state.faults and _unreadable_sources(state, env):
             why = "Globus could not read some of its source files"
-            _cancel_retrying(job, task, state, env, report, why)
-            return False
+            return not _cancel_retrying(job, task, state, env, report, why)
     _check_stuck(job, task, state, env, report)
     return True
 
@@ -162,12 +171,30 @@ def _cancel_retrying(
     env: RunEnv,
     report: JobReport,
     why: str,
-) -> None:
+) -> bool:
     """Cancel a task Globus would retry for a day (``why``: what it retries);
-    its files not blocked are sent again (a vanished one is dropped by the
-    next scan, as it should be)."""
+    True if it has stopped: its files not blocked are sent again (a vanished
+    one is dropped by the next scan, as it should be). False while Globus is
+    still stopping it: it stays open, noted :data:`CANCELLING`, and a later
+    run settles it once Globus reports it ended. Why not free its files now:
+    until then Globus may still copy them, and a second task must not carry
+    the same file meanwhile."""
     crashpoint("before-settle")
-    env.gateway().cancel(state.task_id)
+    if not env.gateway().cancel(state.task_id):
+        env.store.note_task_status(task.submission_id, CANCELLING, state.describe())
+        report.outcome = (
+            f"cancelling task {state.task_id}: {why}; its files wait until "
+            "Globus has stopped it"
+        )
+        log.warning(
+            "%s: task %s was retrying in vain (%s: %s); asked Globus to cancel "
+            "it, its files wait until it has stopped",
+            job.name,
+            state.task_id,
+            why,
+            state.describe(),
+        )
+        return False
     not_delivered = changed_since_scan(job, env.store.carried_stats(task.submission_id))
     _settle_partly(job, task, state, env, report, not_delivered, "CANCELED")
     report.outcome = f"cancelled task {state.task_id}: {why}; the others are sent again"
@@ -179,6 +206,7 @@ def _cancel_retrying(
         why,
         state.describe(),
     )
+    return True
 
 
 def _report_inactive(

@@ -26,6 +26,7 @@ from globus_auto.engine.settle import settle
 from globus_auto.engine.walk import SYMLINK_NOTE
 from globus_auto.errors import (
     EXIT_TRANSFER_FAILED,
+    DocumentTooLarge,
     TaskUnknown,
     TransferFailed,
 )
@@ -85,9 +86,12 @@ def submit(
     the job in flight) and many files changed, else a list of at most
     ``max_items`` files (None: MAX_ITEMS_PER_TASK) in a document of bounded size.
 
-    Why split a refused list: resubmitting it unchanged would be refused every
-    run and nothing would ever be delivered; its first half goes at once,
-    under a new submission id (the refused one is settled REFUSED)."""
+    Why split a list refused for its size (:class:`DocumentTooLarge`):
+    resubmitting it unchanged would be refused every run and nothing would
+    ever be delivered; its first half goes at once, under a new submission id
+    (the refused one is settled REFUSED). Any other refusal (a collection's
+    502 ExternalError, say) is no reason to split: it is raised, and the next
+    run sends the same files again."""
     recursive = alone and _recursion_fits(job, job_id, env, cutoff)
     submission_id = gateway.new_submission_id()
     crashpoint("after-submission-id")
@@ -95,7 +99,7 @@ def submit(
     crashpoint("before-submit")
     try:
         return _submit_recorded(job, task, plan, env, gateway, report)
-    except TransferFailed as exc:
+    except DocumentTooLarge as exc:
         if task.recursive or task.files <= planning.SPLIT_REFUSED_ABOVE:
             raise
         half = task.files // 2

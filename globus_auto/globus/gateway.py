@@ -19,6 +19,7 @@ import globus_sdk
 
 from globus_auto.engine.plan import ITEM_REFUSED, TYPE_CONFLICTS, TransferPlan
 from globus_auto.errors import (
+    DocumentTooLarge,
     EndpointNotReady,
     NotACollection,
     TaskUnknown,
@@ -271,7 +272,8 @@ class Gateway:
             with globus_errors("submitting the transfer"):
                 response = self.client.submit_transfer(data)
         except EndpointNotReady as exc:
-            raise TransferFailed(f"Globus refused the transfer: {exc}") from exc
+            refused = DocumentTooLarge if _too_large(exc.__cause__) else TransferFailed
+            raise refused(f"Globus refused the transfer: {exc}") from exc
         return str(response["task_id"])
 
     def task(self, task_id: str) -> TaskState:
@@ -366,10 +368,21 @@ class Gateway:
                 raise
         return "dir"
 
-    def cancel(self, task_id: str) -> None:
-        """Cancel a task; one that ended meanwhile is fine too."""
+    def cancel(self, task_id: str) -> bool:
+        """Ask Globus to cancel a task; True only if it has stopped, cancelled.
+
+        The answer's code (docs.globus.org/api/transfer/task, "Cancel task by
+        id"): ``Canceled`` once it is (globus_sdk.testing's recorded
+        ``cancel_task`` response), ``CancelAccepted`` while it is still
+        stopping, ``TaskComplete`` if it had ended already (tapis-globus-proxy's
+        GlobusTaskCancelEnum names the same three: CANCELLED, ACCEPTED,
+        COMPLETE). Why False for all but ``Canceled``: until a final status is
+        seen the task may still copy its files, and a task that had ended may
+        have SUCCEEDED; polling it next run tells which.
+        """
         with globus_errors(f"cancelling task {task_id}"):
-            self.client.cancel_task(task_id)
+            response = self.client.cancel_task(task_id)
+        return bool(response.get("code") == "Canceled")
 
     def successful_sources(self, task_id: str) -> Iterator[str]:
         """Source paths of every file a task transferred (marker paging)."""
@@ -407,6 +420,24 @@ class Gateway:
         if self.on_poll is not None:
             self.on_poll(state)
         return state
+
+
+def _too_large(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (of a submit) refuses the request for the size of its
+    body: 413 (Content Too Large, RFC 9110 section 15.5.14: what an HTTP front
+    end answers for a body over its limit) or a 400 whose code or message says
+    so (the emulator's ``Request body too large``: emulator/server.py,
+    MAX_BODY_BYTES). Which one the real service answers is not published
+    (unverified; no globus-sdk or globus-cli source pins it), so both count;
+    anything else, such as a collection's 502 ExternalError, is no reason to
+    split a document.
+    """
+    if not isinstance(exc, globus_sdk.GlobusAPIError):
+        return False
+    if exc.http_status == 413:
+        return True
+    said = f"{exc.code or ''} {exc.message or ''}".lower().replace(" ", "")
+    return exc.http_status == 400 and ("toolarge" in said or "toobig" in said)
 
 
 def _inside(path: str, top: str) -> bool:

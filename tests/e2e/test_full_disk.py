@@ -24,7 +24,12 @@ from emulator_fixtures import TestEmulator
 from smtp_fixtures import SmtpTestServer
 
 from globus_auto.datastore.opening import DATASTORE_NAME
+from globus_auto.engine import crash as crashpoints
 from globus_auto.engine.diskfull import MARK_NAME
+from globus_auto.engine.report import RunOptions
+from globus_auto.engine.session import run_session
+from globus_auto.problems import Kind
+from globus_auto.settings.source import load_settings
 
 FULL_WORDS = "the disk holding the state folder"
 SUBJECT = "[globus-auto] default: the disk holding the state folder is full or failing"
@@ -125,3 +130,72 @@ def test_full_disk_is_not_corruption_and_loses_nothing(
     assert (state / DATASTORE_NAME).stat().st_size > 0
     assert (state / MARK_NAME).stat().st_mtime == 0  # the next full disk mails anew
     assert "has room again" in (state / "globus-auto.log").read_text()
+
+
+def test_a_task_failed_before_the_disk_filled_is_still_mailed(
+    small_disk: Path,
+    tmp_path: Path,
+    globus_env: TestEmulator,
+    smtp_server: SmtpTestServer,
+) -> None:
+    """Job a settles its FAILED task, then the disk fills while job b runs:
+    the mail carries a's failed task as well as the full disk. No later run
+    reports that task again (it is settled), so held back it would be lost."""
+    source = helpers_e2e.src_data(globus_env)
+    jobs = [
+        {
+            "name": name,
+            "src_id": globus_env.src_id,
+            "src_dir": f"/data/{name}",
+            "src_local_dir": str(source / name),
+            "dst_id": globus_env.dst_id,
+            "dst_dir": f"/backup/{name}",
+        }
+        for name in ("a", "b")
+    ]
+    for name in ("a", "b"):
+        helpers_e2e.write_files(source, {f"{name}/f.dat": b"data of " + name.encode()})
+    config = helpers_e2e.write_config(
+        tmp_path / "config.py",
+        globus_env,
+        STATE_DIR=str(small_disk / "state"),
+        TRANSFERS=jobs,
+        EMAIL_SENDER="globus-auto@example.org",
+        EMAIL_RECIPIENTS=["ops@example.org"],
+        EMAIL_HOST=smtp_server.host,
+        EMAIL_PORT=smtp_server.port,
+    )
+    for name in ("SRC_ID", "SRC_DIR", "SRC_LOCAL_DIR", "DST_ID", "DST_DIR"):
+        config.write_text(
+            "\n".join(
+                line
+                for line in config.read_text().splitlines()
+                if not line.startswith(name + " ")
+            )
+            + "\n"
+        )
+    globus_env.add_faults(fail_tasks=1)  # a's task, the first submitted
+    settings = load_settings(config)
+    run_session(settings, settings.jobs, RunOptions(wait=False))
+    assert globus_env.wait_idle(20)
+    assert subjects(smtp_server) == []
+
+    scans: list[str] = []
+
+    def fill_during_b(point: str) -> None:
+        if point == "after-scan":
+            scans.append(point)
+            if len(scans) == 2:  # b's scan: a has settled its task by now
+                fill(small_disk)
+
+    crashpoints.CRASH_HOOK = fill_during_b
+    try:
+        (a, b) = run_session(settings, settings.jobs, RunOptions(wait=False))
+    finally:
+        crashpoints.CRASH_HOOK = None
+    assert Kind.TASK_FAILED in {p.kind for p in a.problems}, a.problems
+    assert Kind.STATE_DISK in {p.kind for p in b.problems}, b.problems
+    assert sorted(subjects(smtp_server)) == [
+        "[globus-auto] a: a transfer failed",
+        "[globus-auto] b: the disk holding the state folder is full or failing",
+    ]

@@ -4,9 +4,12 @@ Rules create, change and delete source files, run the job (waiting or not, with
 the next task failing, or crashing at a named point), and hold a task in flight
 while files change under it and later runs submit more tasks beside it (up to
 MAX_TASKS_IN_FLIGHT); held tasks are released, and so settle, in any order.
+A file may be deleted and written again while a task is held, and Globus may
+take a while to stop a task the tool cancels (CancelAccepted).
 After every step, each task Globus created belongs to a submission the
-datastore recorded, and every digest the datastore marks delivered is one a
-settled task really copied to the destination. At the end a clean run whose
+datastore recorded, every digest the datastore marks delivered is one a
+settled task really copied to the destination, and no source path is in two
+unfinished tasks, then or right after any submit. At the end a clean run whose
 task succeeds must leave the destination a superset of the source with
 identical content (DESIGN.md, "The state model").
 
@@ -37,6 +40,7 @@ import time
 from pathlib import Path
 
 import blake3
+import pytest
 from emulator_fixtures import TestEmulator
 from helpers_e2e import (
     DST_DIR,
@@ -107,6 +111,8 @@ class StateModel(RuleBasedStateMachine):
         # task id -> path -> BLAKE3 of what the finished task left at the
         # destination (a later task cannot copy the path before it settles).
         self.copied: dict[str, dict[bytes, bytes]] = {}
+        # (source path, task id, task id): a path two unfinished tasks held.
+        self.shared: set[tuple[str, str, str]] = set()
 
     # -- the world changes ----------------------------------------------------
 
@@ -133,6 +139,13 @@ class StateModel(RuleBasedStateMachine):
     def become_file(self, name: str, content: bytes) -> None:
         """Folder becomes file (and back): ``name`` is now a file."""
         self.write(name, content)
+
+    @rule(seconds=st.sampled_from([0.0, 0.3]))
+    def cancels_take(self, seconds: float) -> None:
+        """Globus takes ``seconds`` to stop a cancelled task, answering the
+        cancel CancelAccepted meanwhile (docs.globus.org/api/transfer/task,
+        "Cancel task by id"); its files must stay in no second task."""
+        self.emulator.set_limits(cancel_seconds=seconds)
 
     @precondition(lambda self: self.held)
     @rule(
@@ -195,6 +208,8 @@ class StateModel(RuleBasedStateMachine):
             if name == "before-submit" and self.hold:
                 self.emulator.set_collection(self.emulator.src_id, connected=False)
                 self.hold, self.holding = False, True
+            if name == "after-submit":
+                self.note_shared_paths()
             if name == "after-submit" and self.holding:
                 self.hold_new_tasks()
             if name == crash:
@@ -216,14 +231,16 @@ class StateModel(RuleBasedStateMachine):
 
     def quiet(self, timeout: float = 10.0) -> None:
         """Wait until no task works: each has ended, is held, or only retries
-        paths that failed (a type conflict, which Globus retries in vain)."""
+        paths that failed (a type conflict, which Globus retries in vain); a
+        task being cancelled works until it has stopped."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.emulator.state.lock:
                 busy = [
                     t.task_id
                     for t in self.emulator.transfer.tasks.values()
-                    if t.status == "ACTIVE" and (t.running or t.todo or not t.pending)
+                    if t.status == "ACTIVE"
+                    and (t.running or t.todo or not t.pending or t.cancel_requested)
                 ]
             if not busy:
                 return
@@ -262,6 +279,23 @@ class StateModel(RuleBasedStateMachine):
         self.write(name, content)
         self.run(wait=False, fail_next_task=False, crash=crash, hold=hold)
 
+    @precondition(lambda self: self.held)
+    @rule(
+        name=st.sampled_from(NAMES),
+        content=st.sampled_from(CONTENTS),
+        hold=st.booleans(),
+    )
+    def delete_and_recreate_beside(self, name: str, content: bytes, hold: bool) -> None:
+        """A file is deleted while a task is held and a run scans it gone;
+        then it is written again and another run follows. If the held task
+        carries it, Globus still holds its path, so the new version waits."""
+        path = self.root / name
+        if path.is_file():
+            path.unlink()
+        self.run(wait=False, fail_next_task=False, crash=None)
+        self.write(name, content)
+        self.run(wait=False, fail_next_task=False, crash=None, hold=hold)
+
     def run_session(self, wait: bool) -> list[JobReport]:
         opts = RunOptions(wait=wait, timeout=30)
         return run_session(self.settings, self.settings.jobs, opts)
@@ -289,6 +323,30 @@ class StateModel(RuleBasedStateMachine):
             # right after the submit call leaves the task id unknown for now).
             assert submission_id in known
             assert known[submission_id] in (task_id, None)
+
+    @invariant()
+    def no_source_path_is_in_two_unfinished_tasks(self) -> None:
+        """A file is carried by at most one open task (DESIGN.md): Globus holds
+        no source path in the documents of two tasks not yet finished, now or
+        right after any submit (a task not held may finish within the step)."""
+        self.note_shared_paths()
+        assert not self.shared, ("in two unfinished tasks", self.shared)
+
+    def note_shared_paths(self) -> None:
+        """Note each source path (of a list, not a whole directory) that two
+        unfinished emulator tasks hold."""
+        with self.emulator.state.lock:
+            held = [
+                (i.source_path, t.task_id)
+                for t in self.emulator.transfer.tasks.values()
+                if not t.done
+                for i in t.items
+                if not i.recursive
+            ]
+        holders: dict[str, str] = {}
+        for source, task_id in held:
+            if holders.setdefault(source, task_id) != task_id:
+                self.shared.add((source, holders[source], task_id))
 
     @invariant()
     def delivered_is_what_a_settled_task_copied(self) -> None:
@@ -370,9 +428,14 @@ class StateModel(RuleBasedStateMachine):
             missing = missing_or_different(self.root, dst)
             assert sorted(missing) == sorted(blocked), "not delivered, not blocked"
             # The user moves the conflicting paths aside; now all is delivered.
+            # Check every conflict before clearing any: blocked files may share
+            # one obstacle (d/e/b and d/e/inner both meet the file d/e), which
+            # clearing for the first removes for the second too.
             for rel in blocked:
-                assert conflict_at(dst, rel)
-                clear_conflict(dst, rel)
+                assert conflict_at(dst, rel), (rel, "blocked with no conflict there")
+            for rel in blocked:
+                if conflict_at(dst, rel):
+                    clear_conflict(dst, rel)
             (report,) = self.run_session(wait=True)
             self.quiet()
             assert report.exit_code == 0, report.problems
@@ -437,7 +500,13 @@ StateModel.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
     print_blob=True,
 )
-test_state_model = StateModel.TestCase
+# pytest-timeout's limit (pyproject: 120 s) covers all the examples of this one
+# test, not each: together they take 60-90 s, mostly the 2 s polls of --wait
+# runs (Gateway.wait), so it varies with the examples drawn. A run over the
+# limit was reported as a "flaky" failure of whatever example was running
+# (mostly a --wait in teardown), since its replay had no alarm. The limit here
+# still catches a run that really hangs.
+test_state_model = pytest.mark.timeout(600)(StateModel.TestCase)
 
 
 def test_file_changed_and_changed_back_while_its_task_was_in_flight() -> None:
@@ -481,6 +550,24 @@ def test_a_task_beside_a_held_one_settles_first_and_each_its_own() -> None:
         model.run(wait=True, fail_next_task=False, crash=None)
         model.delivered_is_what_a_settled_task_copied()
         assert missing_or_different(model.root, dst_data(model.emulator)) == []
+    finally:
+        model.teardown()
+
+
+def test_a_file_deleted_and_recreated_while_its_task_is_held() -> None:
+    """T1 carries a (v1) and is held; rm a, a run scans; a is written again
+    (v2) and a run follows: a must not go in a second task while T1 still
+    holds it; once T1 settles, v2 is delivered."""
+    model = StateModel()
+    try:
+        model.write("a", b"one")
+        model.run(wait=False, fail_next_task=False, crash=None, hold=True)
+        model.delete_and_recreate_beside("a", b"three" * 100, hold=True)
+        model.no_source_path_is_in_two_unfinished_tasks()
+        model.release(False, None)
+        model.run(wait=True, fail_next_task=False, crash=None)
+        model.delivered_is_what_a_settled_task_copied()
+        assert (dst_data(model.emulator) / "a").read_bytes() == b"three" * 100
     finally:
         model.teardown()
 

@@ -674,6 +674,35 @@ def test_throttle_makes_active_observable_and_cancel_stops_it(
     assert run(tc, emu, [("/big", "/big", False)])["status"] == "SUCCEEDED"
 
 
+def test_a_cancel_still_stopping_answers_cancel_accepted(
+    globus_env: TestEmulator, tc: globus_sdk.TransferClient
+) -> None:
+    """docs.globus.org/api/transfer/task, "Cancel task by id": CancelAccepted
+    while the task is still stopping (here: Limits.cancel_seconds); it stays
+    ACTIVE, copies nothing more, and ends FAILED, cancelled."""
+    emu = globus_env
+    write(emu.src_root / "big", b"b" * 400_000)
+    assert control(emu, "faults", {"bytes_per_second": 200_000}).status_code == 200
+    assert control(emu, "limits", {"cancel_seconds": 0.6}).status_code == 200
+    tdata = globus_sdk.TransferData(emu.src_id, emu.dst_id)
+    tdata.add_item("/big", "/big")
+    task_id = tc.submit_transfer(tdata)["task_id"]
+    time.sleep(0.3)  # mid-copy
+    assert tc.cancel_task(task_id)["code"] == "CancelAccepted"
+    assert tc.get_task(task_id)["status"] == "ACTIVE"
+    assert tc.cancel_task(task_id)["code"] == "CancelAccepted"  # asked again
+    deadline = time.monotonic() + 10
+    while tc.get_task(task_id)["status"] == "ACTIVE":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    task = tc.get_task(task_id)
+    assert task["status"] == "FAILED" and task["fatal_error"]["code"] == "CANCELED"
+    assert tc.cancel_task(task_id)["code"] == "TaskComplete"
+    assert not (emu.dst_root / "big").exists()
+    control(emu, "limits", {"cancel_seconds": 0})
+    control(emu, "faults", {"bytes_per_second": 0})
+
+
 def test_stats_over_http_match_the_python_api(
     globus_env: TestEmulator, tc: globus_sdk.TransferClient
 ) -> None:

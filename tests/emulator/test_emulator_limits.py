@@ -44,6 +44,7 @@ def test_limits_have_the_documented_defaults_and_both_twins(
         "retry_seconds": Limits().retry_seconds,
         "ls_size_limit": 100_000,
         "skipped_errors_page": 100,
+        "cancel_seconds": 0.0,
     }
     assert emu.set_limits() == defaults
     changed = emu.set_limits(task_deadline_seconds=60, retry_seconds=0.5)

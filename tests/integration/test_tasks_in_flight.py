@@ -61,6 +61,45 @@ def test_a_file_in_flight_is_never_in_a_second_task(store: Datastore) -> None:
     assert free(store, job) == set()
 
 
+def test_a_file_deleted_and_recreated_in_flight_waits_for_its_task(
+    store: Datastore,
+) -> None:
+    job = store.job_id("identity", "j", NOW)
+    observe(store, job, b"a", b"v1")
+    observe(store, job, b"b", b"b1")
+    first = store.prepare_task(
+        job, "s1", recursive=False, files=list(store.pending_files(job)), now=NOW
+    )
+    store.apply_scan_batch(job, [], [b"a"])  # rm a, while s1 carries it
+    # A tombstone: not a file any count shows, still linked to s1.
+    assert store.count_files(job) == 1
+    assert [f.path for f in store.carried_files("s1")] == [b"a", b"b"]
+    assert store.block_files(job, [(b"a", "a folder there")], NOW) == 0
+    observe(store, job, b"a", b"v2")  # a recreated: Globus still holds s1's a
+    assert store.count_files(job) == 2
+    assert free(store, job) == set()  # not in a second task while s1 is open
+    second = store.prepare_task(
+        job, "s2", recursive=False, files=list(store.pending_files(job)), now=NOW
+    )
+    assert second.files == 0
+    store.settle_task(first, "SUCCEEDED", "", None, NOW)
+    assert free(store, job) == {b"a"}  # v2 was never carried: sent now
+
+
+def test_a_tombstone_is_dropped_when_its_task_settles(store: Datastore) -> None:
+    job = store.job_id("identity", "j", NOW)
+    observe(store, job, b"a", b"v1")
+    first = store.prepare_task(
+        job, "s1", recursive=False, files=list(store.pending_files(job)), now=NOW
+    )
+    store.apply_scan_batch(job, [], [b"a"])
+    store.apply_scan_batch(job, [], [b"a"])  # seen gone again: still one tombstone
+    store.settle_task(first, "SUCCEEDED", "", None, NOW)  # never marked delivered
+    assert store.carried_files("s1") == []
+    assert list(store.iter_stored(job, store._conn)) == []
+    assert (store.count_files(job), pending(store, job)) == (0, set())
+
+
 def test_tasks_settle_out_of_order_each_its_own_files(store: Datastore) -> None:
     job = store.job_id("identity", "j", NOW)
     observe(store, job, b"a", b"a1")
