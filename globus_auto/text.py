@@ -88,3 +88,11 @@ def redacted_url(url: str) -> str:
     if not parts.scheme or not parts.hostname:
         return "(malformed)"
     return f"{parts.scheme}://{parts.hostname}{port}/…"
+
+
+def with_rest_counted(lines: list[str], count: int) -> list[str]:
+    """An alert's list of files: ``lines``, one for each file shown of
+    ``count`` in all, then ``... and N more`` when some were not shown."""
+    if count > len(lines):
+        return [*lines, f"... and {count - len(lines)} more"]
+    return lines

@@ -31,7 +31,7 @@ from globus_auto.engine.report import JobReport, RunEnv
 from globus_auto.errors import EXIT_TRANSFER_FAILED
 from globus_auto.problems import SUMMARIES, Kind, Problem, what_to_do
 from globus_auto.settings.model import Job
-from globus_auto.text import counted, printable_name
+from globus_auto.text import counted, printable_name, with_rest_counted
 
 if TYPE_CHECKING:
     from globus_auto.globus.gateway import PathFault, TaskState
@@ -156,9 +156,9 @@ def report_blocked(job: Job, job_id: int, env: RunEnv, report: JobReport) -> Non
     if report.outcome == "nothing to do":  # a later submit says more
         report.outcome = f"{counted(count, 'file')} blocked at the destination"
     shown = sorted(env.store.blocked_files(job_id, BLOCKED_SHOWN))
-    lines = [f"{printable_name(path)}: {why}" for path, why in shown]
-    if count > len(shown):
-        lines.append(f"... and {count - len(shown)} more")
+    lines = with_rest_counted(
+        [f"{printable_name(path)}: {why}" for path, why in shown], count
+    )
     report.fail(
         Problem(
             job=job.name,

@@ -61,7 +61,7 @@ from globus_auto.problems import (
     what_to_do,
 )
 from globus_auto.settings.model import GLOBUS_TASKS_PER_USER, Job
-from globus_auto.text import counted, printable_name
+from globus_auto.text import counted, printable_name, with_rest_counted
 
 if TYPE_CHECKING:
     from globus_auto.globus.gateway import Gateway
@@ -283,9 +283,9 @@ def _report_unsendable(job: Job, job_id: int, env: RunEnv, report: JobReport) ->
         for path, why in env.store.problems(job_id, limit=UNSENDABLE_SHOWN * 5)
         if why != SYMLINK_NOTE
     ][:UNSENDABLE_SHOWN]
-    lines = [f"{printable_name(path)}: {why}" for path, why in shown]
-    if count > len(shown):
-        lines.append(f"... and {count - len(shown)} more")
+    lines = with_rest_counted(
+        [f"{printable_name(path)}: {why}" for path, why in shown], count
+    )
     config = f"--config {env.settings.config_path}"
     report.fail(
         Problem(

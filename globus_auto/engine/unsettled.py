@@ -16,7 +16,7 @@ from globus_auto.engine.report import JobReport, RunEnv
 from globus_auto.errors import EXIT_UNEXPECTED
 from globus_auto.problems import SUMMARIES, Kind, Problem, what_to_do
 from globus_auto.settings.model import Job
-from globus_auto.text import counted, printable_name
+from globus_auto.text import counted, printable_name, with_rest_counted
 
 SETTLE_WITHIN = timedelta(days=1)
 SHOWN = 20
@@ -34,12 +34,13 @@ def report_unsettled(job: Job, job_id: int, env: RunEnv, report: JobReport) -> N
         report.cleared.add(Kind.UNSETTLED)
         return
     shown = env.store.changing_files(job_id, since, SHOWN)
-    lines = [
-        f"{printable_name(path)}: changing since {when:%Y-%m-%d %H:%M} UTC"
-        for path, when in shown
-    ]
-    if count > len(shown):
-        lines.append(f"... and {count - len(shown)} more")
+    lines = with_rest_counted(
+        [
+            f"{printable_name(path)}: changing since {when:%Y-%m-%d %H:%M} UTC"
+            for path, when in shown
+        ],
+        count,
+    )
     report.fail(
         Problem(
             job=job.name,

@@ -9,15 +9,12 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alert_world import FILES, PREFIX, World, assert_alert, tree
-from emulator_fixtures import TestEmulator
 from helpers_e2e import alert_kinds, dump_table
-from smtp_fixtures import SmtpTestServer
 
 from globus_auto.datastore import opening
 from globus_auto.engine import crash as crashpoints
@@ -25,17 +22,6 @@ from globus_auto.engine import job as job_run
 from globus_auto.errors import DatastoreError
 from globus_auto.globus import gateway
 from globus_auto.lock import job_lock, lock_path
-
-
-@pytest.fixture
-def world(
-    globus_env: TestEmulator, smtp_server: SmtpTestServer, tmp_path: Path
-) -> Iterator[World]:
-    w = World(globus_env, smtp_server, tmp_path / "config.py")
-    w.put(FILES)
-    yield w
-    for raw in smtp_server.raw:  # no mail may carry a secret
-        assert globus_env.confidential_client_secret.encode() not in raw
 
 
 def subjects(world: World) -> list[str]:

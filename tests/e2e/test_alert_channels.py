@@ -14,12 +14,19 @@ from typing import Any
 
 import pytest
 from emulator_fixtures import TestEmulator
-from helpers_e2e import cli_env, run_cli, src_data, state_dir_of
+from helpers_e2e import (
+    MAIL_RECIPIENT,
+    MAIL_SENDER,
+    cli_env,
+    mail_to,
+    run_cli,
+    src_data,
+    state_dir_of,
+)
 from helpers_e2e import write_config as write_job
 from notify_servers import JsonHook, Tarpit
 from smtp_fixtures import SmtpTestServer
 
-SENDER, RECIPIENT = "globus-auto@example.org", "ops@example.org"
 NOT_READY = "[globus-auto] default: a collection is not ready"
 RESOLVED = "[globus-auto] default: resolved: a collection is not ready"
 
@@ -31,13 +38,22 @@ def write_config(tmp_path: Path, emulator: TestEmulator, **extra: Any) -> Path:
     return write_job(tmp_path / "config.py", emulator, **extra)
 
 
-def mail_to(smtp: SmtpTestServer) -> dict[str, Any]:
-    return {
-        "EMAIL_SENDER": SENDER,
-        "EMAIL_RECIPIENTS": [RECIPIENT],
-        "EMAIL_HOST": smtp.host,
-        "EMAIL_PORT": smtp.port,
-    }
+def write_both_channels(
+    tmp_path: Path,
+    emulator: TestEmulator,
+    smtp: SmtpTestServer,
+    hook: JsonHook,
+    **extra: Any,
+) -> Path:
+    """The job of :func:`write_config` alerting by Apprise to ``hook`` and by
+    mail through ``smtp``; ``extra`` adds settings."""
+    return write_config(
+        tmp_path,
+        emulator,
+        NOTIFY_URLS=[hook.apprise_url()],
+        **mail_to(smtp),
+        **extra,
+    )
 
 
 def cli(config: Path, emulator: TestEmulator, *args: str) -> CompletedProcess[str]:
@@ -63,12 +79,7 @@ def test_apprise_and_mail_one_alert_and_one_resolved_over_three_failing_runs(
     smtp_server: SmtpTestServer,
     json_hook: JsonHook,
 ) -> None:
-    config = write_config(
-        tmp_path,
-        emulator,
-        NOTIFY_URLS=[json_hook.apprise_url()],
-        **mail_to(smtp_server),
-    )
+    config = write_both_channels(tmp_path, emulator, smtp_server, json_hook)
     emulator.set_collection(emulator.dst_id, connected=False)
     for _ in range(3):
         assert run(config, emulator) == 4
@@ -93,12 +104,7 @@ def test_one_passing_outage_tells_nobody(
     smtp_server: SmtpTestServer,
     json_hook: JsonHook,
 ) -> None:
-    config = write_config(
-        tmp_path,
-        emulator,
-        NOTIFY_URLS=[json_hook.apprise_url()],
-        **mail_to(smtp_server),
-    )
+    config = write_both_channels(tmp_path, emulator, smtp_server, json_hook)
     emulator.set_collection(emulator.dst_id, connected=False)
     assert run(config, emulator) == 4
     emulator.set_collection(emulator.dst_id, connected=True)
@@ -113,12 +119,8 @@ def test_mail_works_apprise_fails_only_apprise_is_retried(
     smtp_server: SmtpTestServer,
     json_hook: JsonHook,
 ) -> None:
-    config = write_config(
-        tmp_path,
-        emulator,
-        NOTIFY_URLS=[json_hook.apprise_url()],
-        ALERT_AFTER_FAILURES=1,
-        **mail_to(smtp_server),
+    config = write_both_channels(
+        tmp_path, emulator, smtp_server, json_hook, ALERT_AFTER_FAILURES=1
     )
     emulator.set_collection(emulator.dst_id, connected=False)
     json_hook.status = 503
@@ -199,8 +201,8 @@ def test_dripping_servers_do_not_hold_the_run(
     config = write_config(
         tmp_path,
         emulator,
-        EMAIL_SENDER=SENDER,
-        EMAIL_RECIPIENTS=[RECIPIENT],
+        EMAIL_SENDER=MAIL_SENDER,
+        EMAIL_RECIPIENTS=[MAIL_RECIPIENT],
         EMAIL_HOST="127.0.0.1",
         EMAIL_PORT=smtp_tarpit.port,
         HEARTBEAT_URL=f"http://127.0.0.1:{http_tarpit.port}/ping/abc",

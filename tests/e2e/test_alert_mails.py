@@ -10,31 +10,17 @@ import logging
 import os
 import shutil
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from alert_world import FILES, PREFIX, RECIPIENT, World, assert_alert, disconnect, tree
-from emulator_fixtures import TestEmulator
+from alert_world import PREFIX, RECIPIENT, World, assert_alert, disconnect, tree
 from notify_servers import Tarpit
-from smtp_fixtures import SmtpTestServer
 
 from globus_auto.alerts import store as alert_store
 from globus_auto.engine.report import RunOptions
 from globus_auto.engine.session import run_session
 from globus_auto.errors import ConfigError
-
-
-@pytest.fixture
-def world(
-    globus_env: TestEmulator, smtp_server: SmtpTestServer, tmp_path: Path
-) -> Iterator[World]:
-    w = World(globus_env, smtp_server, tmp_path / "config.py")
-    w.put(FILES)
-    yield w
-    for raw in smtp_server.raw:  # no mail of any test may carry a secret
-        assert globus_env.confidential_client_secret.encode() not in raw
 
 
 @pytest.mark.parametrize("personal", [False, True], ids=["gcs", "personal"])

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alert_world import FILES, World
+from alert_world import World, world_of_files
 from emulator_fixtures import TestEmulator
 from helpers_e2e import dump_table
 from smtp_fixtures import SmtpTestServer
@@ -27,9 +27,7 @@ from globus_auto.globus import gateway
 def world(
     globus_env: TestEmulator, smtp_server: SmtpTestServer, tmp_path: Path
 ) -> Iterator[World]:
-    w = World(globus_env, smtp_server, tmp_path / "config.py")
-    w.put(FILES)
-    yield w
+    yield world_of_files(globus_env, smtp_server, tmp_path)
     globus_env.set_limits(cancel_seconds=0)
 
 

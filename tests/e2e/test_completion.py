@@ -31,23 +31,11 @@ MARKERS = {
 
 
 def two_job_config(tmp_path: Path, emulator: TestEmulator) -> Path:
-    source = helpers_e2e.src_data(emulator)
-    jobs = [
-        {
-            "name": name,
-            "src_id": emulator.src_id,
-            "src_dir": f"/data/{name}",
-            "src_local_dir": str(source / name),
-            "dst_id": emulator.dst_id,
-            "dst_dir": f"/backup/{name}",
-        }
-        for name in ("raw", "results")
-    ]
     values = {
         "CLIENT_ID": emulator.confidential_client_id,
         "CLIENT_SECRET": emulator.confidential_client_secret,
         "STATE_DIR": str(tmp_path / "state"),
-        "TRANSFERS": jobs,
+        "TRANSFERS": helpers_e2e.named_jobs(emulator, ("raw", "results")),
     }
     config = tmp_path / "config.py"
     config.write_text("".join(f"{k} = {v!r}\n" for k, v in values.items()))

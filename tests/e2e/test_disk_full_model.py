@@ -28,7 +28,14 @@ from pathlib import Path
 import pytest
 from disk_fixtures import fill, mount_tmpfs, unmount
 from emulator_fixtures import TestEmulator
-from helpers_e2e import dst_data, missing_or_different, src_data, write_config
+from helpers_e2e import (
+    dst_data,
+    missing_or_different,
+    point_sdk_at,
+    restore_environment,
+    src_data,
+    write_config,
+)
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -42,7 +49,6 @@ from globus_auto.settings.source import load_settings
 NAMES = ["a", "d/b", "d/e/c"]
 CONTENTS = [b"one", b"two" * 2000]
 LEFT_FREE = [0, 48 * 1024, 160 * 1024]  # bytes the filler leaves on the disk
-URL_VARIABLES = ("GLOBUS_SDK_SERVICE_URL_TRANSFER", "GLOBUS_SDK_SERVICE_URL_AUTH")
 
 
 class DiskFullModel(RuleBasedStateMachine):
@@ -53,8 +59,7 @@ class DiskFullModel(RuleBasedStateMachine):
         mount_tmpfs(self.disk, "4m")
         self.emulator = TestEmulator(self.tmp / "emulator")
         self.emulator.start()
-        self.saved_env = {name: os.environ.get(name) for name in URL_VARIABLES}
-        os.environ.update(dict.fromkeys(URL_VARIABLES, self.emulator.url))
+        self.saved_env = point_sdk_at(self.emulator)
         config = write_config(
             self.tmp / "config.py", self.emulator, STATE_DIR=str(self.disk / "state")
         )
@@ -138,11 +143,7 @@ class DiskFullModel(RuleBasedStateMachine):
             assert missing_or_different(self.root, dst_data(self.emulator)) == []
         finally:
             self.emulator.stop()
-            for name, value in self.saved_env.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+            restore_environment(self.saved_env)
             unmount(self.disk)
             shutil.rmtree(self.tmp, ignore_errors=True)
 

@@ -64,10 +64,7 @@ def test_full_disk_is_not_corruption_and_loses_nothing(
         tmp_path / "config.py",
         globus_env,
         STATE_DIR=str(state),
-        EMAIL_SENDER="globus-auto@example.org",
-        EMAIL_RECIPIENTS=["ops@example.org"],
-        EMAIL_HOST=smtp_server.host,
-        EMAIL_PORT=smtp_server.port,
+        **helpers_e2e.mail_to(smtp_server),
         HEARTBEAT_URL=url,
     )
     env = helpers_e2e.cli_env(globus_env)
@@ -142,38 +139,15 @@ def test_a_task_failed_before_the_disk_filled_is_still_mailed(
     the mail carries a's failed task as well as the full disk. No later run
     reports that task again (it is settled), so held back it would be lost."""
     source = helpers_e2e.src_data(globus_env)
-    jobs = [
-        {
-            "name": name,
-            "src_id": globus_env.src_id,
-            "src_dir": f"/data/{name}",
-            "src_local_dir": str(source / name),
-            "dst_id": globus_env.dst_id,
-            "dst_dir": f"/backup/{name}",
-        }
-        for name in ("a", "b")
-    ]
     for name in ("a", "b"):
         helpers_e2e.write_files(source, {f"{name}/f.dat": b"data of " + name.encode()})
-    config = helpers_e2e.write_config(
+    config = helpers_e2e.write_jobs_config(
         tmp_path / "config.py",
         globus_env,
+        ("a", "b"),
         STATE_DIR=str(small_disk / "state"),
-        TRANSFERS=jobs,
-        EMAIL_SENDER="globus-auto@example.org",
-        EMAIL_RECIPIENTS=["ops@example.org"],
-        EMAIL_HOST=smtp_server.host,
-        EMAIL_PORT=smtp_server.port,
+        **helpers_e2e.mail_to(smtp_server),
     )
-    for name in ("SRC_ID", "SRC_DIR", "SRC_LOCAL_DIR", "DST_ID", "DST_DIR"):
-        config.write_text(
-            "\n".join(
-                line
-                for line in config.read_text().splitlines()
-                if not line.startswith(name + " ")
-            )
-            + "\n"
-        )
     globus_env.add_faults(fail_tasks=1)  # a's task, the first submitted
     settings = load_settings(config)
     run_session(settings, settings.jobs, RunOptions(wait=False))

@@ -168,6 +168,21 @@ def test_more_than_three_tasks_in_flight_is_refused(
     assert "at most 3 tasks of a user at once" in result.output
 
 
+def send_120_long_names(tmp_path: Path, globus_env: TestEmulator) -> Path:
+    """Write 120 files with long names (about 200 bytes an item: 24 KiB in one
+    list) and run four times, sending them in lists of files (the threshold
+    of a whole-folder task is far above 120); returns the source folder."""
+    src = src_data(globus_env)
+    for i in range(120):
+        (src / f"file-with-a-long-name-{i:04d}.txt").write_bytes(b"%d\n" % i)
+    config = helpers_e2e.write_config(
+        tmp_path / "config.py", globus_env, RECURSIVE_THRESHOLD=10_000
+    )
+    for _ in range(4):
+        invoke(config, "run", "--wait", "--timeout", "60")
+    return src
+
+
 def test_a_refused_list_is_split_not_sent_again_unchanged(
     tmp_path: Path, globus_env: TestEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -177,14 +192,7 @@ def test_a_refused_list_is_split_not_sent_again_unchanged(
     monkeypatch.setattr(server, "MAX_BODY_BYTES", 16 * 1024)
     monkeypatch.setattr(plan, "MAX_DOCUMENT_BYTES", 1024 * 1024)
     monkeypatch.setattr(plan, "SPLIT_REFUSED_ABOVE", 10)
-    src = src_data(globus_env)
-    for i in range(120):  # about 200 bytes an item: 24 KiB in one list
-        (src / f"file-with-a-long-name-{i:04d}.txt").write_bytes(b"%d\n" % i)
-    config = helpers_e2e.write_config(
-        tmp_path / "config.py", globus_env, RECURSIVE_THRESHOLD=10_000
-    )
-    for _ in range(4):
-        invoke(config, "run", "--wait", "--timeout", "60")
+    src = send_120_long_names(tmp_path, globus_env)
     assert missing_or_different(src, dst_data(globus_env)) == []
     sizes = [len(names) for _, _, names in tasks(globus_env)]
     assert sizes[0] == 60 and sum(sizes) == 120, sizes  # 120 refused, then halves
@@ -197,14 +205,7 @@ def test_a_list_stays_within_the_tools_own_bound(
 ) -> None:
     monkeypatch.setattr(server, "MAX_BODY_BYTES", 16 * 1024)
     monkeypatch.setattr(plan, "MAX_DOCUMENT_BYTES", 8 * 1024)
-    src = src_data(globus_env)
-    for i in range(120):
-        (src / f"file-with-a-long-name-{i:04d}.txt").write_bytes(b"%d\n" % i)
-    config = helpers_e2e.write_config(
-        tmp_path / "config.py", globus_env, RECURSIVE_THRESHOLD=10_000
-    )
-    for _ in range(4):
-        invoke(config, "run", "--wait", "--timeout", "60")
+    src = send_120_long_names(tmp_path, globus_env)
     assert missing_or_different(src, dst_data(globus_env)) == []
     rows = helpers_e2e.dump_table(tmp_path / "state" / "datastore", "tasks")
     assert {row[9] for row in rows} == {"SUCCEEDED"}  # never refused

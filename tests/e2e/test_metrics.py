@@ -128,29 +128,10 @@ def test_the_file_matches_status_over_a_submit_a_delivery_and_an_alert(
 
 def two_jobs(tmp_path: Path, emulator: TestEmulator, prom: Path) -> Path:
     """A config of jobs ``a`` (an empty source) and ``b`` (a missing one)."""
-    source = helpers_e2e.src_data(emulator)
-    (source / "a").mkdir()
-    jobs = [
-        {
-            "name": name,
-            "src_id": emulator.src_id,
-            "src_dir": f"/data/{name}",
-            "src_local_dir": str(source / name),
-            "dst_id": emulator.dst_id,
-            "dst_dir": f"/backup/{name}",
-        }
-        for name in ("a", "b")
-    ]
-    config = helpers_e2e.write_config(
-        tmp_path / "config.py", emulator, TRANSFERS=jobs, METRICS_FILE=str(prom)
+    (helpers_e2e.src_data(emulator) / "a").mkdir()
+    return helpers_e2e.write_jobs_config(
+        tmp_path / "config.py", emulator, ("a", "b"), METRICS_FILE=str(prom)
     )
-    text = config.read_text()
-    for name in ("SRC_ID", "SRC_DIR", "SRC_LOCAL_DIR", "DST_ID", "DST_DIR"):
-        text = "\n".join(
-            line for line in text.splitlines() if not line.startswith(name + " ")
-        )
-    config.write_text(text + "\n")
-    return config
 
 
 def test_a_job_run_alone_keeps_the_other_jobs_run_values(
@@ -220,18 +201,7 @@ def test_metrics_file_must_end_in_prom(tmp_path: Path, emulator: TestEmulator) -
 
 def imported_modules(config: Path, emulator: TestEmulator) -> set[str]:
     """The modules a `run` of ``config`` imports (python -X importtime)."""
-    python, *args = helpers_e2e.cli_command(config, ["run"])
-    done = subprocess.run(
-        [python, "-X", "importtime", *args],
-        env=helpers_e2e.cli_env(emulator),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    lines = [line for line in done.stderr.splitlines() if "import time:" in line]
-    assert lines, done.stderr  # importtime did list the imports
-    return {line.rsplit("|", 1)[1].strip() for line in lines}
+    return helpers_e2e.imported_by_run(config, helpers_e2e.cli_env(emulator))
 
 
 def test_prometheus_client_is_imported_only_with_a_metrics_file(

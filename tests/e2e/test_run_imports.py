@@ -4,8 +4,6 @@ the tree costs, and importing these was 15 ms of each run's start)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import helpers_e2e
@@ -29,21 +27,6 @@ NOT_IMPORTED = (
 )
 
 
-def imported_by_run(config: Path) -> set[str]:
-    """The modules ``python -X importtime -m globus_auto ... run`` imports."""
-    command = ["-X", "importtime", "-m", "globus_auto", "--config", str(config)]
-    done = subprocess.run(
-        [sys.executable, *command, "run"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    lines = [line for line in done.stderr.splitlines() if "import time:" in line]
-    assert lines, done.stderr  # importtime did list the imports
-    return {line.rsplit("|", 1)[-1].strip() for line in lines}
-
-
 def test_a_run_with_nothing_to_send_imports_no_channel_nor_network_library(
     tmp_path: Path, globus_env: TestEmulator
 ) -> None:
@@ -51,6 +34,6 @@ def test_a_run_with_nothing_to_send_imports_no_channel_nor_network_library(
     (globus_env.src_root / "data" / "a.txt").write_text("a")
     first = CliRunner().invoke(cli, ["--config", str(config), "run", "--wait"])
     assert first.exit_code == 0, first.output
-    modules = imported_by_run(config)
+    modules = helpers_e2e.imported_by_run(config)
     assert "globus_auto.engine.scan" in modules  # it did scan
     assert sorted(set(NOT_IMPORTED) & modules) == []

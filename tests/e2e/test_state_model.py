@@ -46,6 +46,8 @@ from helpers_e2e import (
     DST_DIR,
     dst_data,
     missing_or_different,
+    point_sdk_at,
+    restore_environment,
     src_data,
     write_config,
 )
@@ -78,7 +80,6 @@ CRASH_POINTS = [
     "after-submit",
     "before-settle",
 ]
-URL_VARIABLES = ("GLOBUS_SDK_SERVICE_URL_TRANSFER", "GLOBUS_SDK_SERVICE_URL_AUTH")
 
 
 class SimulatedCrash(BaseException):
@@ -91,8 +92,7 @@ class StateModel(RuleBasedStateMachine):
         self.tmp = Path(tempfile.mkdtemp(prefix="globus-auto-model-"))
         self.emulator = TestEmulator(self.tmp / "emulator")
         self.emulator.start()
-        self.saved_env = {name: os.environ.get(name) for name in URL_VARIABLES}
-        os.environ.update(dict.fromkeys(URL_VARIABLES, self.emulator.url))
+        self.saved_env = point_sdk_at(self.emulator)
         config = write_config(
             self.tmp / "config.py", self.emulator, RECURSIVE_THRESHOLD=3
         )
@@ -447,11 +447,7 @@ class StateModel(RuleBasedStateMachine):
             assert self.emulator.stats()["tasks_submitted"] == before
         finally:
             self.emulator.stop()
-            for name, value in self.saved_env.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+            restore_environment(self.saved_env)
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 

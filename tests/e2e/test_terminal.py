@@ -11,6 +11,7 @@ from pathlib import Path
 from emulator_fixtures import TestEmulator
 from helpers_e2e import (
     cli_env,
+    mail_to,
     run_cli,
     src_data,
     write_config,
@@ -73,10 +74,7 @@ def test_a_terminal_run_that_mails_an_alert_says_to_whom(
     config = write_config(
         tmp_path / "config.py",
         emulator,
-        EMAIL_SENDER="globus-auto@example.org",
-        EMAIL_RECIPIENTS=["ops@example.org"],
-        EMAIL_HOST=smtp_server.host,
-        EMAIL_PORT=smtp_server.port,
+        **mail_to(smtp_server),
         SRC_DIR="/not-there",  # the collection does not list it: exit 4
     )
     write_files(src_data(emulator), {"a.txt": b"a"})

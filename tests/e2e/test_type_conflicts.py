@@ -40,10 +40,7 @@ def configure(
     return helpers_e2e.write_config(
         tmp_path / "config.py",
         emu,
-        EMAIL_SENDER="globus-auto@example.org",
-        EMAIL_RECIPIENTS=["ops@example.org"],
-        EMAIL_HOST=smtp.host,
-        EMAIL_PORT=smtp.port,
+        **helpers_e2e.mail_to(smtp),
         ALERT_AFTER_FAILURES=1,
         **extra,
     )

@@ -8,11 +8,11 @@ events to the files a task carries is tested here too.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from old_datastores import old_datastore, stored_schema_version
 
 from globus_auto.datastore import schema
 from globus_auto.datastore.opening import datastore_path, open_datastore
@@ -81,32 +81,16 @@ V2_FILES = """CREATE TABLE files (
 def test_a_version_2_datastore_gains_the_blocked_columns(tmp_path: Path) -> None:
     state = tmp_path / "state"
     path = datastore_path(state)
-    path.parent.mkdir(mode=0o700)
-    conn = sqlite3.connect(path)
-    with conn:
-        for statement in schema.SCHEMA.split(";"):
-            if "CREATE TABLE IF NOT EXISTS files" in statement:
-                conn.execute(V2_FILES)
-            elif statement.strip():
-                conn.execute(statement)
-        conn.execute("INSERT INTO meta VALUES ('schema_version', '2')")
-        conn.execute(
-            "INSERT INTO jobs VALUES (1, 'identity', 'j', ?)", (NOW.isoformat(),)
-        )
+    with old_datastore(path, V2_FILES, 2, NOW) as conn:
         conn.execute(
             "INSERT INTO files VALUES (1, ?, 1, 1, 1, 1, ?, NULL, NULL, NULL, NULL)",
             (b"a", b"d"),
         )
-    conn.close()
-    path.chmod(0o600)
     store = open_datastore(state, NOW)
     assert store.count_blocked(1) == 0
     assert free(store, 1) == {b"a"}
     store.close()
-    conn = sqlite3.connect(path)
-    version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'")
-    assert version.fetchone() == (str(schema.SCHEMA_VERSION),)
-    conn.close()
+    assert stored_schema_version(path) == (str(schema.SCHEMA_VERSION),)
 
 
 def test_a_fault_names_a_path_of_the_job_and_why() -> None:

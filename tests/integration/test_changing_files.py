@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from old_datastores import stored_schema_version
 
 from globus_auto.datastore import schema
 from globus_auto.datastore.opening import datastore_path, open_datastore
@@ -131,7 +132,4 @@ def test_a_version_3_datastore_gains_the_two_columns(tmp_path: Path) -> None:
         scan(store, job, at(minute), version(b"log", size))
     assert store.changing_files(job) == [(b"log", at(5))]
     store.close()
-    conn = sqlite3.connect(path)
-    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'")
-    assert row.fetchone() == (str(schema.SCHEMA_VERSION),) == ("4",)
-    conn.close()
+    assert stored_schema_version(path) == (str(schema.SCHEMA_VERSION),) == ("4",)

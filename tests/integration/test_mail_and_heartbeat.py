@@ -5,9 +5,7 @@ servers that drip one line at a time (deadlines for the whole call)."""
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import http.server
-import ipaddress
 import socket
 import ssl
 import threading
@@ -21,11 +19,8 @@ from typing import Literal
 
 import pytest
 import smtp_fixtures
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from smtp_fixtures import SmtpTestServer, free_port
+from tls_certificate import self_signed_certificate
 
 from globus_auto.alerts.heartbeat import heartbeat_target, ping_heartbeat
 from globus_auto.alerts.message import compose
@@ -294,42 +289,6 @@ def test_implicit_ssl_with_login(tls: Tls) -> None:
         assert len(server.wait_for(1)) == 1
     finally:
         server.stop()
-
-
-def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                    x509.DNSName("localhost"),
-                ]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 # --- heartbeat ----------------------------------------------------------------

@@ -7,17 +7,17 @@ a carried file) to version 2, in place and all at once.
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from old_datastores import old_datastore, stored_schema_version
 
 from globus_auto.datastore import schema
 from globus_auto.datastore.opening import datastore_path, open_datastore
-from globus_auto.datastore.records import Observed, PendingFile
+from globus_auto.datastore.records import Observed, PendingFile, TaskRecord
 from globus_auto.datastore.store import Datastore
 from globus_auto.engine.plan import json_length, room_for_tasks, within_document
 from globus_auto.errors import ConfigError
@@ -100,7 +100,9 @@ def test_a_tombstone_is_dropped_when_its_task_settles(store: Datastore) -> None:
     assert (store.count_files(job), pending(store, job)) == (0, set())
 
 
-def test_tasks_settle_out_of_order_each_its_own_files(store: Datastore) -> None:
+def two_tasks(store: Datastore) -> tuple[int, TaskRecord, TaskRecord]:
+    """A job and its two tasks in flight: s1 carrying a, then s2 carrying b
+    (seen after s1 was prepared)."""
     job = store.job_id("identity", "j", NOW)
     observe(store, job, b"a", b"a1")
     first = store.prepare_task(
@@ -111,6 +113,11 @@ def test_tasks_settle_out_of_order_each_its_own_files(store: Datastore) -> None:
         job, "s2", recursive=False, files=list(store.pending_files(job, free=True)),
         now=NOW,
     )  # fmt: skip
+    return job, first, second
+
+
+def test_tasks_settle_out_of_order_each_its_own_files(store: Datastore) -> None:
+    job, first, second = two_tasks(store)
     observe(store, job, b"a", b"a2")  # changed during the first task
     store.settle_task(second, "SUCCEEDED", "", None, NOW)
     assert pending(store, job) == {b"a"}  # b delivered; a still carried
@@ -122,16 +129,7 @@ def test_tasks_settle_out_of_order_each_its_own_files(store: Datastore) -> None:
 
 
 def test_a_failed_task_leaves_the_other_tasks_files_alone(store: Datastore) -> None:
-    job = store.job_id("identity", "j", NOW)
-    observe(store, job, b"a", b"a1")
-    first = store.prepare_task(
-        job, "s1", recursive=False, files=list(store.pending_files(job)), now=NOW
-    )
-    observe(store, job, b"b", b"b1")
-    store.prepare_task(
-        job, "s2", recursive=False, files=list(store.pending_files(job, free=True)),
-        now=NOW,
-    )  # fmt: skip
+    job, first, _ = two_tasks(store)
     store.settle_task(first, "FAILED", "", [], NOW, uncertain=[b"b"])
     assert free(store, job) == {b"a"}  # sent again; b is still the second's
     assert [f.path for f in store.carried_files("s2")] == [b"b"]
@@ -196,18 +194,7 @@ V1_FILES = """CREATE TABLE files (
 
 def write_version_1(path: Path) -> None:
     """A datastore as version 1 left it: job 1 with task s1 in flight carrying a."""
-    path.parent.mkdir(mode=0o700)
-    conn = sqlite3.connect(path)
-    with conn:
-        for statement in schema.SCHEMA.split(";"):
-            if "CREATE TABLE IF NOT EXISTS files" in statement:
-                conn.execute(V1_FILES)
-            elif statement.strip():
-                conn.execute(statement)
-        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
-        conn.execute(
-            "INSERT INTO jobs VALUES (1, 'identity', 'j', ?)", (NOW.isoformat(),)
-        )
+    with old_datastore(path, V1_FILES, 1, NOW) as conn:
         conn.executemany(
             "INSERT INTO files VALUES (1, ?, 1, 1, 1, 1, ?, NULL, ?, NULL)",
             [(b"a", b"a1", b"a1"), (b"b", b"b1", None)],
@@ -217,8 +204,6 @@ def write_version_1(path: Path) -> None:
             " bytes, created) VALUES ('s1', 1, 't1', 'submitted', 0, 1, 1, ?)",
             (NOW.isoformat(),),
         )
-    conn.close()
-    path.chmod(0o600)
 
 
 def test_a_version_1_datastore_is_upgraded_with_its_task_in_flight(
@@ -233,10 +218,7 @@ def test_a_version_1_datastore_is_upgraded_with_its_task_in_flight(
     store.settle_task(task, "SUCCEEDED", "", None, NOW)
     assert pending(store, 1) == {b"b"}
     store.close()
-    conn = sqlite3.connect(datastore_path(state))
-    version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'")
-    assert version.fetchone() == (str(schema.SCHEMA_VERSION),)
-    conn.close()
+    assert stored_schema_version(datastore_path(state)) == (str(schema.SCHEMA_VERSION),)
 
 
 def test_a_list_of_files_goes_in_documents_of_bounded_size() -> None:

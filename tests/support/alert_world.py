@@ -3,8 +3,9 @@
 ``World`` runs the session (:func:`globus_auto.engine.session.run_session`) with
 settings loaded from a written 0600 ``config.py``, globus-sdk pointed at the
 emulator and mail sent to a real aiosmtpd server on loopback. The clock is
-passed in, so tests move time. ``monitor`` is a loopback HTTP server standing
-in for a heartbeat monitor.
+passed in, so tests move time. ``world`` is one with FILES in its source that
+checks no mail carried the client secret; ``monitor`` is a loopback HTTP
+server standing in for a heartbeat monitor.
 """
 
 from __future__ import annotations
@@ -119,6 +120,24 @@ class World:
 
 
 FILES = {"a.txt": b"alpha", "sub/b.bin": b"b" * 3000}
+
+
+def world_of_files(emu: TestEmulator, smtp: SmtpTestServer, tmp_path: Path) -> World:
+    """The world of ``tmp_path/config.py``, with FILES in its source."""
+    w = World(emu, smtp, tmp_path / "config.py")
+    w.put(FILES)
+    return w
+
+
+@pytest.fixture
+def world(
+    globus_env: TestEmulator, smtp_server: SmtpTestServer, tmp_path: Path
+) -> Iterator[World]:
+    """:func:`world_of_files`; at the end, no mail of the test may carry the
+    client secret."""
+    yield world_of_files(globus_env, smtp_server, tmp_path)
+    for raw in smtp_server.raw:
+        assert globus_env.confidential_client_secret.encode() not in raw
 
 
 def tree(root: Path) -> dict[str, bytes]:

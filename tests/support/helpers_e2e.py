@@ -4,7 +4,10 @@
 from the emulator's source collection ``/data`` to its destination collection
 ``/backup``, with the emulator's confidential client. ``run_cli`` and
 ``start_cli`` run ``python -m globus_auto`` as a real subprocess with globus-sdk
-pointed at the emulator. The remaining helpers read trees and datastores.
+pointed at the emulator; ``write_jobs_config`` writes a config of several jobs,
+``mail_to`` the settings that mail a loopback SMTP server, and
+``imported_by_run`` lists what a run imports. The remaining helpers read
+trees and datastores.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator_fixtures import TestEmulator
+from smtp_fixtures import SmtpTestServer
 
 SRC_DIR = "/data"
 DST_DIR = "/backup"
@@ -26,6 +30,8 @@ NOBODY = 65534  # uid and gid of nobody/nogroup, for tests that root would pass
 # Set (e.g. to 1) to run the end-to-end tests with that SCAN_THREADS; with
 # GLOBUS_AUTO_TEST_SCAN_PARALLEL=1 the parallel walk uses its threads at once.
 SCAN_THREADS_VARIABLE = "GLOBUS_AUTO_TEST_SCAN_THREADS"
+MAIL_SENDER, MAIL_RECIPIENT = "globus-auto@example.org", "ops@example.org"
+URL_VARIABLES = ("GLOBUS_SDK_SERVICE_URL_TRANSFER", "GLOBUS_SDK_SERVICE_URL_AUTH")
 
 
 def src_data(emulator: TestEmulator) -> Path:
@@ -69,9 +75,71 @@ def write_config(path: Path, emulator: TestEmulator, **extra: Any) -> Path:
     return path
 
 
+def named_jobs(emulator: TestEmulator, names: Sequence[str]) -> list[dict[str, str]]:
+    """TRANSFERS entries, one for each name: ``/data/NAME`` of the emulator's
+    source collection (here ``src_data/NAME``) to ``/backup/NAME``."""
+    source = src_data(emulator)
+    return [
+        {
+            "name": name,
+            "src_id": emulator.src_id,
+            "src_dir": f"/data/{name}",
+            "src_local_dir": str(source / name),
+            "dst_id": emulator.dst_id,
+            "dst_dir": f"/backup/{name}",
+        }
+        for name in names
+    ]
+
+
+def write_jobs_config(
+    path: Path, emulator: TestEmulator, names: Sequence[str], **extra: Any
+) -> Path:
+    """:func:`write_config` with the jobs of :func:`named_jobs` in TRANSFERS
+    and without the job ``default`` (its SRC_ and DST_ names left out)."""
+    config = write_config(
+        path, emulator, TRANSFERS=named_jobs(emulator, names), **extra
+    )
+    text = config.read_text()
+    for name in ("SRC_ID", "SRC_DIR", "SRC_LOCAL_DIR", "DST_ID", "DST_DIR"):
+        text = "\n".join(
+            line for line in text.splitlines() if not line.startswith(name + " ")
+        )
+    config.write_text(text + "\n")
+    return config
+
+
+def mail_to(smtp: SmtpTestServer) -> dict[str, Any]:
+    """The settings that mail alerts from MAIL_SENDER to MAIL_RECIPIENT through
+    the loopback server ``smtp``."""
+    return {
+        "EMAIL_SENDER": MAIL_SENDER,
+        "EMAIL_RECIPIENTS": [MAIL_RECIPIENT],
+        "EMAIL_HOST": smtp.host,
+        "EMAIL_PORT": smtp.port,
+    }
+
+
 def state_dir_of(config: Path) -> Path:
     """The STATE_DIR a config written by :func:`write_config` uses by default."""
     return config.parent / "state"
+
+
+def point_sdk_at(emulator: TestEmulator) -> dict[str, str | None]:
+    """Point globus-sdk in this process at ``emulator`` (its service URL
+    variables); returns their values before, for :func:`restore_environment`."""
+    saved = {name: os.environ.get(name) for name in URL_VARIABLES}
+    os.environ.update(dict.fromkeys(URL_VARIABLES, emulator.url))
+    return saved
+
+
+def restore_environment(saved: Mapping[str, str | None]) -> None:
+    """Put back the variables ``saved`` names; None: the variable was unset."""
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def cli_env(
@@ -88,6 +156,23 @@ def cli_env(
 
 def cli_command(config: Path, args: Sequence[str]) -> list[str]:
     return [sys.executable, "-m", "globus_auto", "--config", str(config), *args]
+
+
+def imported_by_run(config: Path, env: Mapping[str, str] | None = None) -> set[str]:
+    """The modules ``python -X importtime -m globus_auto --config CONFIG run``
+    imports, run in ``env`` (else this process's environment); it must exit 0."""
+    python, *args = cli_command(config, ["run"])
+    done = subprocess.run(
+        [python, "-X", "importtime", *args],
+        env=None if env is None else dict(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "import time:" in line]
+    assert lines, done.stderr  # importtime did list the imports
+    return {line.rsplit("|", 1)[-1].strip() for line in lines}
 
 
 def run_cli(
