@@ -104,7 +104,9 @@ def what_to_do(kind: Kind, settings: Settings, job: Job) -> str:
                 "Check that the service account's client id and secret are valid and "
                 f"that it has access to both collections, then run: {check}"
             )
-        return f"Log in again on a terminal: globus-auto {config} login"
+        # Raised by Globus calls, which a job without a stored login never
+        # reaches (engine/login_gate.py stops it first): so "again".
+        return login_what_to_do(settings, first=False)
     if kind is Kind.CONFIG:
         return (
             f"Fix SRC_ID or DST_ID of job {job.name} in {settings.config_path} "
@@ -174,6 +176,14 @@ def what_to_do(kind: Kind, settings: Settings, job: Job) -> str:
             f"list the files waiting with: {status}"
         )
     return f"Run {status} and read the log in {settings.state_dir}"
+
+
+def login_what_to_do(settings: Settings, *, first: bool) -> str:
+    """What to do when a run needs a person's login: ``Log in ...`` when
+    ``first`` (no login was ever stored), ``Log in again ...`` when the stored
+    one lapsed, was refused or does not cover a collection."""
+    verb = "Log in" if first else "Log in again"
+    return f"{verb} on a terminal: {login_command(settings)}"
 
 
 def session_what_to_do(settings: Settings) -> str:

@@ -23,7 +23,13 @@ from globus_auto.globus.tokens import (
     tokens_path,
 )
 from globus_auto.logs import FILE_ONLY
-from globus_auto.problems import SUMMARIES, Kind, Problem, login_command
+from globus_auto.problems import (
+    SUMMARIES,
+    Kind,
+    Problem,
+    login_command,
+    login_what_to_do,
+)
 from globus_auto.text import redact, secrets_of
 
 if TYPE_CHECKING:
@@ -86,7 +92,9 @@ def login_required_problem(
         kind=Kind.LOGIN_REQUIRED,
         summary=SUMMARIES[Kind.LOGIN_REQUIRED],
         what_happened=redact(message, secrets_of(settings)),
-        what_to_do=f"Log in again on a terminal: {login_command(settings)}",
+        what_to_do=login_what_to_do(
+            settings, first=not tokens_path(settings.state_dir).exists()
+        ),
         next_attempt="Runs stop at once, without prompting, until you log in.",
         pending_files=waiting[0],
         pending_bytes=waiting[1],

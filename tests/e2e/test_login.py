@@ -108,6 +108,7 @@ def test_a_login_gone_bad_exits_3_with_one_alert_and_no_change(
     assert time.monotonic() - started < 10
     assert result.returncode == 3, result.stderr
     assert f"globus-auto --config {site.config} login" in result.stderr
+    assert "to fix: Log in again on a terminal:" in result.stderr  # it had one
     assert records(site) == before
     (mail,) = site.smtp.wait_for(1)
     assert "login" in str(mail["Subject"]).lower()
@@ -370,6 +371,9 @@ def test_a_cron_run_needing_a_login_says_so_once(site: Site) -> None:
     assert result.stderr.count("there is no stored Globus login") == 1, result.stderr
     assert result.stderr.count(command) == 1, result.stderr
     assert "to fix:" in result.stderr
+    # Never logged in: "again" would be wrong the first time.
+    assert f"to fix: Log in on a terminal: {command}" in result.stderr, result.stderr
+    assert "again" not in result.stderr
     assert "no stored Globus login" in (site.state / "globus-auto.log").read_text()
 
 

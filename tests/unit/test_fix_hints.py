@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from globus_auto.engine.login_gate import login_required_problem
 from globus_auto.problems import Kind, datastore_unusable_problem, what_to_do
 from globus_auto.settings import source
 from globus_auto.settings.model import Settings
@@ -65,3 +66,14 @@ def test_a_config_error_names_both_variables_and_the_config(tmp_path: Path) -> N
     hint = what_to_do(Kind.CONFIG, settings, settings.jobs[0])
     assert "SRC_ID or DST_ID of job default" in hint
     assert str(settings.config_path) in hint
+
+
+def test_a_first_login_is_not_asked_to_log_in_again(tmp_path: Path) -> None:
+    settings = settings_in(tmp_path, False)
+    login = f"globus-auto --config {settings.config_path} login"
+    never = login_required_problem(settings, "default", "no stored Globus login")
+    assert never.what_to_do == f"Log in on a terminal: {login}"
+    settings.state_dir.mkdir()
+    (settings.state_dir / "tokens.json").write_text("{}")  # a login, since lapsed
+    lapsed = login_required_problem(settings, "default", "the login was refused")
+    assert lapsed.what_to_do == f"Log in again on a terminal: {login}"
