@@ -78,19 +78,45 @@ class Datastore(History, Changing, Scanned):
 
     # -- files -------------------------------------------------------------
 
-    def iter_stored(self, job: int, reader: sqlite3.Connection) -> Iterator[StoredRow]:
-        """Every tracked file of ``job`` in byte order of its path.
+    def iter_stored(
+        self,
+        job: int,
+        reader: sqlite3.Connection,
+        low: bytes = b"",
+        high: bytes | None = None,
+    ) -> Iterator[StoredRow]:
+        """Every tracked file of ``job`` in byte order of its path (from ``low``
+        on, and before ``high`` if given: one scout's span).
 
         Rows are plain tuples shaped like :class:`StoredFile` (``hashed`` is 0
         or 1), straight from SQLite.
         """
-        cur = reader.execute(
+        sql = (
             "SELECT path, size, mtime_ns, ctime_ns, inode, digest IS NOT NULL, problem"
-            " FROM files WHERE job = ? ORDER BY path",
-            (job,),
+            " FROM files WHERE job = ? AND path >= ?"
         )
+        args: tuple[object, ...] = (job, low)
+        if high is not None:
+            sql += " AND path < ?"
+            args += (high,)
+        cur = reader.execute(sql + " ORDER BY path", args)
         cur.arraysize = 512
         return iter(cur)
+
+    def split_paths(
+        self, job: int, parts: int, total: int, reader: sqlite3.Connection
+    ) -> list[bytes]:
+        """The paths that cut ``job``'s ``total`` rows into ``parts`` runs of
+        about equal length (fewer when there are fewer rows), in path order."""
+        cuts: list[bytes] = []
+        for part in range(1, parts):
+            row = reader.execute(
+                "SELECT path FROM files WHERE job = ? ORDER BY path LIMIT 1 OFFSET ?",
+                (job, total * part // parts),
+            ).fetchone()
+            if row is not None and (not cuts or row[0] > cuts[-1]):
+                cuts.append(bytes(row[0]))
+        return cuts
 
     @staticmethod
     def _pending_where(

@@ -196,6 +196,31 @@ def merge(entries: Iterable[EntryRow], rows: Iterable[StoredRow]) -> Iterator[Pa
         yield None, row
 
 
+def changed_pairs(
+    runs: Iterable[list[EntryRow]], rows: Iterable[StoredRow]
+) -> Iterator[Pair]:
+    """What :func:`merge` yields, for runs of walk entries: a run equal to the
+    next rows as a whole (one list comparison) yields nothing."""
+    stream = RowStream(rows)
+    for run in runs:
+        taken = stream.take(len(run))
+        if taken == run:
+            continue  # nothing changed here: the common case
+        stream.put_back(taken)
+        yield from merge_run(run, stream)
+    while (row := stream.next()) is not None:
+        yield None, row
+
+
+def run_totals(run: Sequence[EntryRow]) -> tuple[int, int]:
+    """The files of one run and their bytes (problems have no size: not counted)."""
+    try:
+        return len(run), sum(map(_size, run))
+    except TypeError:  # the run holds a problem (no size)
+        sizes = [e[1] for e in run if e[1] is not None]
+        return len(sizes), sum(sizes)
+
+
 def _runs_of(entries: Iterable[EntryRow]) -> Iterator[list[EntryRow]]:
     if isinstance(entries, Walk):
         return entries.runs()
@@ -338,6 +363,9 @@ class Scanner:
         self._gone: list[bytes] = []
         self._pending_bytes = 0
         self._last_progress = time.monotonic()
+        # Called once, at the first change: what the run will need next (the
+        # Globus modules) can be loaded while the scan goes on.
+        self.on_change: Callable[[], None] | None = None
 
     def run(
         self,
@@ -349,18 +377,19 @@ class Scanner:
         ``entries`` is best a :class:`Walk`: its runs are compared with the
         rows a whole run at a time.
         """
+        return self.consume(changed_pairs(self._counted(_runs_of(entries)), rows))
+
+    def consume(self, pairs: Iterable[Pair]) -> ScanSummary:
+        """Act on the pairs of a merge (in any order), hash what changed,
+        write batches; return the summary. Files and bytes seen are counted
+        by whoever makes the pairs (:meth:`count`)."""
         in_flight: deque[Future[Observed]] = deque()
-        stream = RowStream(rows)
         with ThreadPoolExecutor(self.workers, thread_name_prefix="hash") as pool:
-            for run in self._counted(_runs_of(entries)):
-                taken = stream.take(len(run))
-                if taken == run:
-                    continue  # nothing changed here: the common case
-                stream.put_back(taken)
-                for entry, row in merge_run(run, stream):
-                    self._pair(entry, row, pool, in_flight)
-            while (row := stream.next()) is not None:
-                self._pair(None, row, pool, in_flight)
+            for entry, row in pairs:
+                if self.on_change is not None:
+                    self.on_change()
+                    self.on_change = None
+                self._pair(entry, row, pool, in_flight)
             while in_flight:
                 self._take(in_flight.popleft().result())
         self._flush()
@@ -412,19 +441,16 @@ class Scanner:
                 self._take(in_flight.popleft().result())
         self._maybe_flush()
 
+    def count(self, files: int, size: int) -> None:
+        """Count files seen (and their bytes), changed or not."""
+        self.summary.files += files
+        self.summary.total_bytes += size
+        if self.progress is not None:
+            self._report()
+
     def _counted(self, runs: Iterator[list[EntryRow]]) -> Iterator[list[EntryRow]]:
-        summary = self.summary
         for run in runs:
-            try:
-                size = sum(map(_size, run))
-                files = len(run)
-            except TypeError:  # the run holds a problem (no size)
-                sizes = [e[1] for e in run if e[1] is not None]
-                size, files = sum(sizes), len(sizes)
-            summary.files += files
-            summary.total_bytes += size
-            if self.progress is not None:
-                self._report()
+            self.count(*run_totals(run))
             yield run
 
     def _take(self, observed: Observed) -> None:

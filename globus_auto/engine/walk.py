@@ -6,9 +6,12 @@ and neither is ever held in memory whole. Symbolic links are not followed,
 excluded folders are not entered, and a file that cannot be sent (a FIFO, a
 name Globus cannot carry) becomes an entry with a problem instead of stopping
 the walk. The walk hands over runs of consecutive files of one folder (at most
-``RUN_FILES``), so memory stays flat in the tree size. This is the serial
-walk (SCAN_THREADS = 1); :mod:`.walk_parallel` gives the same runs from
-several threads and reuses its helpers. Imports only the standard library.
+``RUN_FILES``), so memory stays flat in the tree size. A walk may be narrowed
+to a :class:`Span` of paths (one scout's share, :mod:`.scouts`): only the
+folders a bound of the span falls in are filtered, the others are entered
+whole or not at all. This is the serial walk (SCAN_THREADS = 1);
+:mod:`.walk_parallel` gives the same runs from several threads and reuses its
+helpers. Imports only the standard library.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import logging
 import os
 import stat
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from operator import attrgetter
 from typing import NamedTuple
 
@@ -87,6 +91,74 @@ def exclude_matcher(patterns: Sequence[str]) -> Excluded | None:
     return ExcludeRules(patterns)
 
 
+# A folder's listing: the names of its regular files, directories, and others.
+Listing = tuple[list[bytes], list[bytes], list[bytes]]
+
+
+@dataclass(frozen=True)
+class Span:
+    """The relative paths from ``low`` (included) to ``high`` (excluded; None:
+    to the end), in the byte order the walk and the datastore share.
+
+    Only a folder a bound falls in (an ancestor of ``low`` or ``high``) needs
+    its names filtered: any other folder lies wholly inside the span or wholly
+    outside it, and a folder outside is never entered. Bounds come from
+    :func:`safe_bound`, so a folder's own entry (a folder that cannot be read
+    or whose name cannot be sent) is in the span its contents start in.
+    """
+
+    low: bytes = b""
+    high: bytes | None = None
+
+    def cuts(self, prefix: bytes) -> bool:
+        """Whether a bound falls in the folder ``prefix`` ('/'-terminated, or
+        empty for the root): its names must be filtered."""
+        return (bool(self.low) and self.low.startswith(prefix)) or (
+            self.high is not None and self.high.startswith(prefix)
+        )
+
+    def has_file(self, path: bytes) -> bool:
+        return self.low <= path and (self.high is None or path < self.high)
+
+    def has_folder(self, folder: bytes) -> bool:
+        """Whether any path under ``folder`` ('/'-terminated) is in the span."""
+        return (self.high is None or folder < self.high) and (
+            self.low <= folder or self.low.startswith(folder)
+        )
+
+    def names(self, prefix: bytes, names: list[bytes]) -> list[bytes]:
+        """The files among ``names`` (of the folder ``prefix``) in the span."""
+        if not self.cuts(prefix):
+            return names
+        return [n for n in names if self.has_file(prefix + n)]
+
+    def listing(self, prefix: bytes, listing: Listing) -> Listing:
+        """What of the folder ``prefix``'s listing lies in the span."""
+        if not self.cuts(prefix):
+            return listing
+        files, dirs, specials = listing
+        return (
+            [n for n in files if self.has_file(prefix + n)],
+            [d for d in dirs if self.has_folder(prefix + d + b"/")],
+            [n for n in specials if self.has_file(prefix + n)],
+        )
+
+
+def safe_bound(path: bytes) -> bytes:
+    """A bound for a :class:`Span` at or just before ``path``, never between a
+    folder's own path and its contents.
+
+    Between ``a`` and ``a/`` sort the names that go on with a byte below '/'
+    (``a.txt``, ``a-1``): a bound there would put the folder ``a``'s own entry
+    in one span and its contents in the next. Such a bound is cut back to the
+    folder's path (``a``), which sorts before all of them.
+    """
+    for i in range(1, len(path)):
+        if path[i] < 47 and path[i - 1] != 47:  # a byte below '/', after a name
+            return path[:i]
+    return path
+
+
 def _name_problem(name: bytes) -> str | None:
     if b"\n" in name or b"\r" in name:
         return "name contains a line break; Globus cannot transfer it, rename it"
@@ -104,9 +176,12 @@ class Walk:
     entries as lists of plain tuples, which is what the scanner uses.
     """
 
-    def __init__(self, root: bytes, excluded: Excluded | None = None) -> None:
+    def __init__(
+        self, root: bytes, excluded: Excluded | None = None, span: Span | None = None
+    ) -> None:
         self.root = root
         self.excluded = excluded
+        self.span = span
 
     def __iter__(self) -> Iterator[Entry]:
         for run in self.runs():
@@ -114,7 +189,7 @@ class Walk:
 
     def runs(self) -> Iterator[list[EntryRow]]:
         """Lists of consecutive entries (in path order) of one folder each."""
-        return _walk_dir(self.root, b"", self.excluded)
+        return _walk_dir(self.root, b"", self.excluded, self.span)
 
 
 def walk(root: bytes, excluded: Excluded | None = None) -> Walk:
@@ -128,7 +203,7 @@ def walk(root: bytes, excluded: Excluded | None = None) -> Walk:
 
 
 def _walk_dir(
-    root: bytes, prefix: bytes, excluded: Excluded | None
+    root: bytes, prefix: bytes, excluded: Excluded | None, span: Span | None = None
 ) -> Iterator[list[EntryRow]]:
     folder = os.path.join(root, prefix) if prefix else root
     try:
@@ -145,16 +220,21 @@ def _walk_dir(
             raise
     except OSError as exc:
         if prefix:
-            problem = f"directory cannot be read: {exc.strerror}"
-            yield [problem_entry(prefix[:-1], problem)]
+            if span is None or span.has_file(prefix[:-1]):
+                problem = f"directory cannot be read: {exc.strerror}"
+                yield [problem_entry(prefix[:-1], problem)]
             return
         raise SourceError(f"cannot list {os.fsdecode(folder)}: {exc.strerror}") from exc
     try:
         if listing is None:
             names.sort()
-            yield from _leaf_runs(root, prefix, fd, names, excluded)
+            if span is not None:
+                names = span.names(prefix, names)
+            yield from _leaf_runs(root, prefix, fd, names, excluded, span)
         else:
-            yield from _mixed_runs(root, prefix, fd, listing, excluded)
+            if span is not None:
+                listing = span.listing(prefix, listing)
+            yield from _mixed_runs(root, prefix, fd, listing, excluded, span=span)
     finally:
         os.close(fd)
 
@@ -165,6 +245,7 @@ def _leaf_runs(
     fd: int,
     names: list[bytes],
     excluded: Excluded | None,
+    span: Span | None = None,
 ) -> Iterator[list[EntryRow]]:
     """Runs of a folder without subdirectories (sorted ``names``)."""
     if excluded is not None:
@@ -187,7 +268,11 @@ def _leaf_runs(
                 listing = _list_dir(os.path.join(root, prefix))
             except OSError:
                 return
-            yield from _mixed_runs(root, prefix, fd, listing, excluded, chunk[0])
+            if span is not None:
+                listing = span.listing(prefix, listing)
+            yield from _mixed_runs(
+                root, prefix, fd, listing, excluded, chunk[0], span=span
+            )
             return
         yield [e for e in (_file_entry(fd, prefix, n) for n in chunk) if e is not None]
 
@@ -196,11 +281,14 @@ def _mixed_runs(
     root: bytes,
     prefix: bytes,
     fd: int,
-    listing: tuple[list[bytes], list[bytes], list[bytes]],
+    listing: Listing,
     excluded: Excluded | None,
     since: bytes = b"",
+    *,
+    span: Span | None = None,
 ) -> Iterator[list[EntryRow]]:
-    """Runs of a folder with subdirectories, from name ``since`` on."""
+    """Runs of a folder with subdirectories, from name ``since`` on (the
+    listing already narrowed to ``span``, which its subfolders are walked in)."""
     files, dirs, specials = listing
     # '/' after directory names and NUL (never in a name) after special
     # files keep the sorted keys in the byte order of the full paths.
@@ -218,7 +306,7 @@ def _mixed_runs(
         yield from _file_runs(fd, prefix, names, excluded)
         names = []
         if last == 47:
-            yield from _enter(root, prefix, key, excluded)
+            yield from _enter(root, prefix, key, excluded, span)
         elif excluded is None or not excluded(prefix + key[:-1], False):
             entry = _file_entry(fd, prefix, key[:-1])
             if entry is not None:  # else it vanished since the listing
@@ -226,7 +314,7 @@ def _mixed_runs(
     yield from _file_runs(fd, prefix, names, excluded)
 
 
-def _list_dir(folder: bytes) -> tuple[list[bytes], list[bytes], list[bytes]]:
+def _list_dir(folder: bytes) -> Listing:
     """Names of regular files, directories and other things in ``folder``."""
     files: list[bytes] = []
     dirs: list[bytes] = []
@@ -247,15 +335,17 @@ def _enter(
     prefix: bytes,
     key: bytes,
     excluded: Excluded | None,
+    span: Span | None = None,
 ) -> Iterator[list[EntryRow]]:
     rel = prefix + key[:-1]
     if excluded is not None and excluded(rel, True):
         return
     problem = _name_problem(key[:-1])
     if problem:
-        yield [problem_entry(rel, problem)]
-    else:
-        yield from _walk_dir(root, prefix + key, excluded)
+        if span is None or span.has_file(rel):
+            yield [problem_entry(rel, problem)]
+    elif span is None or span.has_folder(prefix + key):
+        yield from _walk_dir(root, prefix + key, excluded, span)
 
 
 def _file_runs(

@@ -45,6 +45,7 @@ from globus_auto.engine import walk as serial
 from globus_auto.engine.walk import (
     EntryRow,
     Excluded,
+    Span,
     Walk,
     problem_entry,
 )
@@ -99,28 +100,44 @@ Item = list[EntryRow] | _Task | _Relist
 class ParallelWalk(Walk):
     """What :func:`globus_auto.engine.walk.walk` gives, walked by ``threads``."""
 
-    def __init__(self, root: bytes, excluded: Excluded | None, threads: int) -> None:
-        super().__init__(root, excluded)
+    def __init__(
+        self,
+        root: bytes,
+        excluded: Excluded | None,
+        threads: int,
+        span: Span | None = None,
+    ) -> None:
+        super().__init__(root, excluded, span)
         self.threads = threads
 
     def runs(self) -> Iterator[list[EntryRow]]:
         """Lists of consecutive entries of one folder each, in path order."""
-        return _Walker(self.root, self.excluded, self.threads).runs()
+        return _Walker(self.root, self.excluded, self.threads, self.span).runs()
 
 
-def walk_tree(root: bytes, excluded: Excluded | None, threads: int) -> Walk:
-    """The walk of ``root``: serial for one thread, else :class:`ParallelWalk`."""
+def walk_tree(
+    root: bytes, excluded: Excluded | None, threads: int, span: Span | None = None
+) -> Walk:
+    """The walk of ``root`` (or of its paths in ``span``): serial for one
+    thread, else :class:`ParallelWalk`."""
     if threads <= 1:
-        return Walk(root, excluded)
-    return ParallelWalk(root, excluded, threads)
+        return Walk(root, excluded, span)
+    return ParallelWalk(root, excluded, threads, span)
 
 
 class _Walker:
     """One parallel walk; the queue and the pool are the calling thread's."""
 
-    def __init__(self, root: bytes, excluded: Excluded | None, threads: int) -> None:
+    def __init__(
+        self,
+        root: bytes,
+        excluded: Excluded | None,
+        threads: int,
+        span: Span | None,
+    ) -> None:
         self.root = root
         self.excluded = excluded
+        self.span = span
         self.threads = threads
         self.window = threads * WINDOW_PER_THREAD
         self.queue: deque[Item] = deque()
@@ -265,8 +282,10 @@ class _Walker:
         fd = os.open(folder, _DIR_FLAGS | (os.O_NOFOLLOW if prefix else 0))
         try:
             listing = serial._list_dir(folder)
+            if self.span is not None:
+                listing = self.span.listing(prefix, listing)
             yield from serial._mixed_runs(
-                self.root, prefix, fd, listing, self.excluded, since
+                self.root, prefix, fd, listing, self.excluded, since, span=self.span
             )
         finally:
             os.close(fd)
@@ -282,14 +301,14 @@ class _Walker:
         try:
             fd = os.open(path, _DIR_FLAGS | (os.O_NOFOLLOW if prefix else 0))
         except OSError as exc:
-            return _unreadable(self.root, prefix, exc)
+            return _unreadable(self.root, prefix, exc, self.span)
         self.opens.append(time.perf_counter_ns() - started)
         folder = _Folder(fd)
         self.folders.add(folder)
         try:
             found = self._listing(path, prefix, folder)
         except OSError as exc:
-            found = _unreadable(self.root, prefix, exc)
+            found = _unreadable(self.root, prefix, exc, self.span)
         if folder.users == 0:
             self.folders.discard(folder)
             os.close(fd)
@@ -298,6 +317,8 @@ class _Walker:
     def _listing(self, path: bytes, prefix: bytes, folder: _Folder) -> list[Item]:
         if _leaf(folder.fd):
             names = sorted(os.listdir(path))
+            if self.span is not None:
+                names = self.span.names(prefix, names)
             excluded = self.excluded
             if excluded is not None:
                 names = [n for n in names if not excluded(prefix + n, False)]
@@ -308,7 +329,10 @@ class _Walker:
 
     def _mixed(self, path: bytes, prefix: bytes, folder: _Folder) -> list[Item]:
         """A folder with subfolders, in path order (see walk._mixed_runs)."""
-        files, dirs, specials = serial._list_dir(path)
+        listing = serial._list_dir(path)
+        if self.span is not None:
+            listing = self.span.listing(prefix, listing)
+        files, dirs, specials = listing
         keys = files + [d + b"/" for d in dirs] + [n + b"\0" for n in specials]
         keys.sort()
         excluded = self.excluded
@@ -330,7 +354,8 @@ class _Walker:
                 if entry is not None:  # else it vanished since the listing
                     found.append([entry])
             elif problem := serial._name_problem(key[:-1]):
-                found.append([problem_entry(rel, problem)])
+                if self.span is None or self.span.has_file(rel):
+                    found.append([problem_entry(rel, problem)])
             else:
                 found.append(_Task(prefix + key))
         found += self._files(prefix, folder, names)
@@ -394,11 +419,16 @@ def _stat_names(
     return [e for e in entries if e is not None]
 
 
-def _unreadable(root: bytes, prefix: bytes, exc: OSError) -> list[Item]:
-    """A subfolder that cannot be read is a problem; the root, an error."""
+def _unreadable(
+    root: bytes, prefix: bytes, exc: OSError, span: Span | None
+) -> list[Item]:
+    """A subfolder that cannot be read is a problem (where its own path is in
+    the span); the root, an error."""
     if not prefix:
         shown = os.fsdecode(root)
         raise SourceError(f"cannot list {shown}: {exc.strerror}") from exc
+    if span is not None and not span.has_file(prefix[:-1]):
+        return []
     problem = f"directory cannot be read: {exc.strerror}"
     return [[problem_entry(prefix[:-1], problem)]]
 
