@@ -158,6 +158,16 @@ def _nearly_full(folder: Path) -> bool:
         return False
 
 
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection to the datastore ``path`` with the settings every one of
+    the run's own connections has (the journal mode is the file's own)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
 class Connection:
     """The SQLite connection of a datastore and its explicit transactions."""
 
@@ -172,6 +182,16 @@ class Connection:
 
     def close(self) -> None:
         self._conn.close()
+
+    @contextlib.contextmanager
+    def closed(self) -> Iterator[None]:
+        """Closed for the body, opened again after it (a process forked in the
+        body starts with no connection of this one's)."""
+        self._conn.close()
+        try:
+            yield
+        finally:
+            self._conn = connect(self.path)
 
     def copy_to(self, target: Path) -> None:
         """Copy this datastore into the new file ``target`` (0600).

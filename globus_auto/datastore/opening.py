@@ -23,6 +23,7 @@ from globus_auto.datastore import schema
 from globus_auto.datastore.connection import (
     NotADatastore,
     StateDiskError,
+    connect,
     datastore_error,
     disk_errors,
     is_corruption,
@@ -59,7 +60,7 @@ def open_datastore(state_dir: Path, now: datetime) -> Datastore:
         if not path.exists():
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn = connect(path)
     except sqlite3.Error as exc:
         raise datastore_error(exc, path, "open") from exc
     try:
@@ -82,10 +83,7 @@ class CorruptDatastore(DatastoreError):
 
 
 def _initialise(conn: sqlite3.Connection, now: datetime) -> None:
-    conn.execute("PRAGMA busy_timeout = 30000")
     conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("BEGIN IMMEDIATE")
     try:
         _check_schema(conn)

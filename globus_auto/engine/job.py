@@ -31,6 +31,7 @@ from globus_auto.engine.conflicts import (
     retrying_in_vain,
 )
 from globus_auto.engine.crash import crashpoint
+from globus_auto.engine.preload import SENDING_MODULES, ModuleLoader
 from globus_auto.engine.report import (
     DryRunFile,
     JobReport,
@@ -40,9 +41,10 @@ from globus_auto.engine.report import (
     scan_reporter,
 )
 from globus_auto.engine.scan import Scanner, ScanSummary, check_source
+from globus_auto.engine.scouts import ScoutJob, Scouts, scout_spans
 from globus_auto.engine.settle import settle
 from globus_auto.engine.unsettled import report_unsettled
-from globus_auto.engine.walk import SYMLINK_NOTE, exclude_matcher
+from globus_auto.engine.walk import SYMLINK_NOTE, Span, exclude_matcher
 from globus_auto.engine.walk_parallel import walk_tree
 from globus_auto.errors import (
     EXIT_UNEXPECTED,
@@ -181,7 +183,7 @@ def _run_locked(job: Job, env: RunEnv, opts: RunOptions, report: JobReport) -> N
             still = tasks.follow_task(job, task, env, opts, report)
             running += [] if still is None else [still]
     scan_started = time.monotonic()  # a duration: the wall clock may jump
-    report.scan = scan_job(job, job_id, env)
+    report.scan = scan_job(job, job_id, env, will_send=not opts.dry_run)
     report.scan_seconds = time.monotonic() - scan_started
     report.cleared.update({Kind.SOURCE_PROBLEM, Kind.UNSENDABLE, Kind.DATASTORE})
     _report_unsendable(job, job_id, env, report)
@@ -311,8 +313,15 @@ def _young_cutoff(job: Job, now: datetime) -> int | None:
     return int((now.timestamp() - job.min_age) * 1e9)
 
 
-def scan_job(job: Job, job_id: int, env: RunEnv) -> ScanSummary:
-    """Scan the job's source against its rows, writing changes in batches."""
+def scan_job(
+    job: Job, job_id: int, env: RunEnv, *, will_send: bool = True
+) -> ScanSummary:
+    """Scan the job's source against its rows, writing changes in batches.
+
+    A big job is scanned by scouts (:mod:`.scouts`, one process per core);
+    then, with ``will_send``, the modules sending needs are loaded in a thread
+    from the first change on, while the scouts walk.
+    """
     store = env.store
     root = os.fsencode(job.src_local_dir)
     check_source(
@@ -321,27 +330,32 @@ def scan_job(job: Job, job_id: int, env: RunEnv) -> ScanSummary:
         f"globus-auto --config {env.settings.config_path} reset --job {job.name}",
     )
     scanned_at = env.now()
+
+    def sink(observed: Sequence[Observed], gone: Sequence[bytes]) -> None:
+        store.apply_scan_batch(job_id, observed, gone, scanned_at)
+        crashpoint("during-scan")
+
+    progress = scan_reporter(env, job.name, lambda: store.count_files(job_id))
+    threads = env.settings.scan_threads
+    scanner = Scanner(root, sink, workers=threads, progress=progress)
+    excluded = exclude_matcher(job.exclude)
     reader = store.reader()
     try:
-        with reader:
-            reader.execute("BEGIN")
-
-            def sink(observed: Sequence[Observed], gone: Sequence[bytes]) -> None:
-                store.apply_scan_batch(job_id, observed, gone, scanned_at)
-                crashpoint("during-scan")
-
-            progress = scan_reporter(env, job.name, lambda: store.count_files(job_id))
-            threads = env.settings.scan_threads
-            scanner = Scanner(root, sink, workers=threads, progress=progress)
+        spans = scout_spans(store, job_id, threads, reader)
+        if not spans:
+            reader.execute("BEGIN")  # one snapshot for the whole merge
             summary = scanner.run(
-                walk_tree(root, exclude_matcher(job.exclude), threads),
-                store.iter_stored(job_id, reader),
+                walk_tree(root, excluded, threads), store.iter_stored(job_id, reader)
             )
-            if progress is not None:
-                progress.finished(summary)
             reader.execute("COMMIT")
     finally:
         reader.close()
+    if spans:
+        each = max(1, threads // len(spans))
+        scouting = ScoutJob(store, job_id, root, excluded, each)
+        summary = _scan_by_scouts(scouting, spans, scanner, will_send)
+    if progress is not None:
+        progress.finished(summary)
     store.end_scan(job_id, scanned_at)  # what it saw unchanged stopped changing
     log.info(
         "%s: scanned %d files (%d new, %d changed, %d gone, %d read)",
@@ -353,6 +367,21 @@ def scan_job(job: Job, job_id: int, env: RunEnv) -> ScanSummary:
         summary.hashed_files,
     )
     return summary
+
+
+def _scan_by_scouts(
+    job: ScoutJob, spans: Sequence[Span], scanner: Scanner, will_send: bool
+) -> ScanSummary:
+    """The scan of ``spans`` by scouts, the changes they find acted on here."""
+    loader = ModuleLoader(SENDING_MODULES)
+    try:
+        with Scouts(job) as scouts:
+            scouts.start(spans)  # no other connection to the datastore is open
+            if will_send:
+                scanner.on_change = loader.start
+            return scanner.consume(scouts.pairs(scanner.count))
+    finally:
+        loader.join()  # before this thread imports any of them itself
 
 
 def probe(job: Job, gateway: Gateway) -> None:
