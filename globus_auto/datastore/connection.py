@@ -159,13 +159,16 @@ def _nearly_full(folder: Path) -> bool:
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """A connection to the datastore ``path`` with the settings every one of
-    the run's own connections has (the journal mode is the file's own)."""
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    """A connection to the datastore ``path``, not yet :func:`configure`d."""
+    return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+
+def configure(conn: sqlite3.Connection) -> None:
+    """The settings every one of the run's own connections has (the journal
+    mode is the file's own). A file that is not a datastore may fail here."""
     conn.execute("PRAGMA busy_timeout = 30000")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
-    return conn
 
 
 class Connection:
@@ -192,6 +195,7 @@ class Connection:
             yield
         finally:
             self._conn = connect(self.path)
+            configure(self._conn)
 
     def copy_to(self, target: Path) -> None:
         """Copy this datastore into the new file ``target`` (0600).

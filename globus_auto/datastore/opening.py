@@ -23,6 +23,7 @@ from globus_auto.datastore import schema
 from globus_auto.datastore.connection import (
     NotADatastore,
     StateDiskError,
+    configure,
     connect,
     datastore_error,
     disk_errors,
@@ -83,6 +84,7 @@ class CorruptDatastore(DatastoreError):
 
 
 def _initialise(conn: sqlite3.Connection, now: datetime) -> None:
+    configure(conn)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("BEGIN IMMEDIATE")
     try:

@@ -115,7 +115,7 @@ def scout_spans(
     wanted = int(forced) if forced is not None else min(MAX_SCOUTS, _cores())
     if wanted < 2 or scan_threads <= 1 or not hasattr(os, "fork"):
         return []
-    if threading.active_count() > 1:
+    if not _alone():
         log.debug("scanning in one process: another thread is running")
         return []
     total = store.count_files(job_id)
@@ -131,6 +131,11 @@ def scout_spans(
     lows: list[bytes] = [b"", *cuts]
     highs: list[bytes | None] = [*cuts, None]
     return [Span(low, high) for low, high in zip(lows, highs, strict=True)]
+
+
+def _alone() -> bool:
+    """Whether this process runs no other thread."""
+    return threading.active_count() == 1
 
 
 def _cores() -> int:

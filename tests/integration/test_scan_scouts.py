@@ -100,6 +100,8 @@ def spans_of(
     store: Datastore, count: int, monkeypatch: pytest.MonkeyPatch
 ) -> list[Span]:
     monkeypatch.setenv(scouts.SCOUTS_VARIABLE, str(count))
+    # The test process runs other tests' threads (emulators, SMTP servers).
+    monkeypatch.setattr(scouts, "_alone", lambda: True)
     reader = store.reader()
     try:
         return scouts.scout_spans(store, store.job_id("job", "job", NOW), 16, reader)
@@ -193,6 +195,8 @@ def test_scouts_only_where_they_pay(
     try:
         monkeypatch.delenv(scouts.SCOUTS_VARIABLE, raising=False)
         monkeypatch.setattr(scouts, "_cores", lambda: 2)
+        alone = scouts._alone
+        monkeypatch.setattr(scouts, "_alone", lambda: True)
         # A few hundred files: fewer than SCOUT_MIN_FILES, one process.
         assert scouts.scout_spans(store, job, 16, reader) == []
         monkeypatch.setattr(scouts, "SCOUT_MIN_FILES", 10)
@@ -202,6 +206,7 @@ def test_scouts_only_where_they_pay(
         assert scouts.scout_spans(store, job, 16, reader) == []
         monkeypatch.setattr(scouts, "_cores", lambda: 8)
         assert len(scouts.scout_spans(store, job, 16, reader)) == scouts.MAX_SCOUTS
+        monkeypatch.setattr(scouts, "_alone", alone)
         stop = threading.Event()
         other = threading.Thread(target=stop.wait)
         other.start()
