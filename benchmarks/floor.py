@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""The floor Python allows for figure 1: what a no-change run cannot avoid.
+"""The floor one Python process allows for figure 1: what a no-change run in
+one process cannot avoid (a big job's run scans in several, engine/scouts.py;
+``run`` below is that run, ``run, SCAN_THREADS 1`` the same in one process
+and one thread).
 
 Given a tree and the datastore of a job over it (a work folder kept by
 ``run.py --only 1 --keep``), times side by side, as whole processes, the
@@ -83,6 +86,14 @@ def main() -> int:
         "walk+rows": [py, "-S", "-c", WALK, src, db],
         "imports": [py, "-c", IMPORTS],
         "run": [py, "-m", "globus_auto", "--config", str(tree / "config.py"), "run"],
+        "run, SCAN_THREADS 1": [
+            py,
+            "-m",
+            "globus_auto",
+            "--config",
+            str(tree / "config-serial.py"),
+            "run",
+        ],
     }
     times: dict[str, list[float]] = {name: [] for name in commands}
     for cmd in commands.values():
@@ -93,7 +104,7 @@ def main() -> int:
     find = statistics.median(times["find -printf"])
     for name, values in times.items():
         median = statistics.median(values)
-        print(f"{name:>13}: {median:.3f} s = {median / find:.2f}x find")
+        print(f"{name:>20}: {median:.3f} s = {median / find:.2f}x find")
     return 0
 
 

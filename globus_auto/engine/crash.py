@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 
 
 CRASH_VARIABLE = "GLOBUS_AUTO_TEST_CRASH_AT"
-# Test-only: the signal a crash point sends (a name: TERM, HUP); KILL if unset.
+# Test-only: the signal a crash point sends (a name: TERM, HUP; KILL if unset),
+# to the run alone, or with "-GROUP" (TERM-GROUP) to its whole process group,
+# as systemd's stop does (the test starts the run in a session of its own).
 CRASH_SIGNAL_VARIABLE = "GLOBUS_AUTO_TEST_CRASH_SIGNAL"
 
 # Test-only: called with each crash point's name. The in-process property test
@@ -91,4 +93,8 @@ def crashpoint(name: str) -> None:
         CRASH_HOOK(name)
     if os.environ.get(CRASH_VARIABLE) == name:
         chosen = os.environ.get(CRASH_SIGNAL_VARIABLE, "KILL")
-        os.kill(os.getpid(), signal.Signals[f"SIG{chosen}"])
+        signum = signal.Signals[f"SIG{chosen.removesuffix('-GROUP')}"]
+        if chosen.endswith("-GROUP"):
+            os.killpg(os.getpgrp(), signum)
+        else:
+            os.kill(os.getpid(), signum)

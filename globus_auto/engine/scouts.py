@@ -20,15 +20,15 @@ nothing but counts through the pipes.
 Why this is safe:
 
 - A scout only reads: its own read-only connection and its own snapshot,
-  opened in a process forked while the run had no connection open.
-  The run writes only rows of the pairs it was sent, each in the span of the
-  scout that sent it, so no scout reads a row another span's writes touch.
+  opened in a process forked while the run had no connection open. The run
+  writes only rows of the pairs it was sent, each in the span of the scout
+  that sent it, so no scout reads a row another span's writes touch.
 - A scout never returns into the run's code: its body ends in ``os._exit``
-  whatever happens. It closes every descriptor it inherited but its pipe
-  (so a dead run's job lock is not kept by a scout), logs nothing, and
-  dies at once on a stop signal. It is forked before the scan starts a
-  thread, and only from a process with no other thread, so it cannot inherit
-  a lock another thread held.
+  whatever happens. It closes every descriptor it inherited but its pipe (so
+  a dead run's job lock is not kept by a scout), logs nothing, and leaves
+  stop signals to the run, which kills its scouts as it unwinds. It is forked
+  before the scan starts a thread, and only from a process with no other
+  thread, so it cannot inherit a lock another thread held.
 - The run reads until every scout said it is done; a scout that fails or
   dies ends the scan with an error saying so, as an error of the scan in one
   process would. What was written by then are batches like any other (the
@@ -283,8 +283,12 @@ def _scout_main(job: ScoutJob, span: Span, write_fd: int) -> NoReturn:
     """A forked scout's whole life: walk ``span``, report, exit."""
     code = 1
     try:
+        # A stop signal (Ctrl-C, a closed terminal, systemd's stop, which
+        # signals every process of the unit) is the run's to handle: it
+        # unwinds, then kills its scouts. A scout dying first would make the
+        # run report a failed scan instead of the stop.
         for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-            signal.signal(signum, signal.SIG_DFL)
+            signal.signal(signum, signal.SIG_IGN)
         logging.disable(logging.CRITICAL)
         # Only the pipe stays open: the run's job lock, its datastore and its
         # log are its own (a lock held by a scout would outlive a killed run).

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -97,6 +98,40 @@ def test_a_run_killed_while_scouts_scan_leaves_the_lock_free(
     while running_with(config) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert running_with(config) == []
+
+
+def test_a_stop_signal_while_scouts_scan_ends_the_run_as_a_stop(
+    emulator: TestEmulator, tmp_path: Path
+) -> None:
+    """systemd's stop signals every process of the unit: the scouts leave it
+    to the run, which unwinds (exit 143, not a failed scan) and ends them."""
+    src = src_data(emulator)
+    write_files(src, {f"many/{i:05d}": b"%d\n" % i for i in range(2500)})
+    config = write_config(tmp_path / "config.py", emulator)
+    env = scouts_env(emulator)
+    code, err = run(config, env, "--wait", "--timeout", "60")
+    assert code == 0, err
+    for i in range(2500):
+        (src / "many" / f"{i:05d}").write_bytes(b"changed %d\n" % i)
+    stopped = subprocess.run(
+        helpers_e2e.cli_command(config, ["run"]),
+        env=scouts_env(
+            emulator,
+            GLOBUS_AUTO_TEST_CRASH_AT="during-scan",
+            GLOBUS_AUTO_TEST_CRASH_SIGNAL="TERM-GROUP",  # the run and its scouts
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        start_new_session=True,  # its own process group, not the tests'
+    )
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr
+    assert "stopped by SIGTERM" in stopped.stderr
+    assert "scan of" not in stopped.stderr  # no scout reported as failed
+    assert running_with(config) == []  # waited for, not left behind
+    code, err = run(config, env, "--wait", "--timeout", "60")
+    assert code == 0, err
+    assert missing_or_different(src, helpers_e2e.dst_data(emulator)) == []
 
 
 def running_with(config: Path) -> list[int]:
