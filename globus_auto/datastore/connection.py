@@ -256,5 +256,6 @@ class Connection:
     def reader(self) -> sqlite3.Connection:
         """A second connection for long reads that run beside writes (WAL)."""
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 30000")
         conn.execute("PRAGMA query_only = ON")
         return conn

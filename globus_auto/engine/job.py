@@ -13,6 +13,7 @@ prints: problems become :class:`Problem` values in the :class:`JobReport`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -41,7 +42,13 @@ from globus_auto.engine.report import (
     scan_reporter,
 )
 from globus_auto.engine.scan import Scanner, ScanSummary, check_source
-from globus_auto.engine.scouts import ScoutJob, Scouts, scout_spans
+from globus_auto.engine.scouts import (
+    NoScouts,
+    ScoutError,
+    ScoutJob,
+    Scouts,
+    scout_spans,
+)
 from globus_auto.engine.settle import settle
 from globus_auto.engine.unsettled import report_unsettled
 from globus_auto.engine.walk import SYMLINK_NOTE, Span, exclude_matcher
@@ -337,23 +344,23 @@ def scan_job(
 
     progress = scan_reporter(env, job.name, lambda: store.count_files(job_id))
     threads = env.settings.scan_threads
-    scanner = Scanner(root, sink, workers=threads, progress=progress)
     excluded = exclude_matcher(job.exclude)
-    reader = store.reader()
-    try:
+    with contextlib.closing(store.reader()) as reader:
         spans = scout_spans(store, job_id, threads, reader)
-        if not spans:
+    summary = None
+    if spans:
+        each = max(1, threads // len(spans))
+        scouting = ScoutJob(store, job_id, root, excluded, each)
+        scanner = Scanner(root, sink, workers=threads, progress=progress)
+        summary = _scan_by_scouts(scouting, spans, scanner, will_send)
+    if summary is None:
+        scanner = Scanner(root, sink, workers=threads, progress=progress)
+        with contextlib.closing(store.reader()) as reader:
             reader.execute("BEGIN")  # one snapshot for the whole merge
             summary = scanner.run(
                 walk_tree(root, excluded, threads), store.iter_stored(job_id, reader)
             )
             reader.execute("COMMIT")
-    finally:
-        reader.close()
-    if spans:
-        each = max(1, threads // len(spans))
-        scouting = ScoutJob(store, job_id, root, excluded, each)
-        summary = _scan_by_scouts(scouting, spans, scanner, will_send)
     if progress is not None:
         progress.finished(summary)
     store.end_scan(job_id, scanned_at)  # what it saw unchanged stopped changing
@@ -371,15 +378,27 @@ def scan_job(
 
 def _scan_by_scouts(
     job: ScoutJob, spans: Sequence[Span], scanner: Scanner, will_send: bool
-) -> ScanSummary:
-    """The scan of ``spans`` by scouts, the changes they find acted on here."""
+) -> ScanSummary | None:
+    """The scan of ``spans`` by scouts, the changes they find acted on here;
+    None if no scout could start or one failed, and the scan is then made in
+    this process. Nothing is lost by that: what the scouts sent and was
+    written by then are batches like any other, and the scan in one process
+    finds whatever is left, from a snapshot taken after them."""
     loader = ModuleLoader(SENDING_MODULES)
     try:
         with Scouts(job) as scouts:
-            scouts.start(spans)  # no other connection to the datastore is open
+            try:
+                scouts.start(spans)  # no other connection to the datastore is open
+            except NoScouts as exc:
+                log.info("scanning in one process: no scan process started (%s)", exc)
+                return None
             if will_send:
                 scanner.on_change = loader.start
-            return scanner.consume(scouts.pairs(scanner.count))
+            try:
+                return scanner.consume(scouts.pairs(scanner.count))
+            except ScoutError as exc:
+                log.warning("%s; scanning in one process instead", exc)
+                return None
     finally:
         loader.join()  # before this thread imports any of them itself
 

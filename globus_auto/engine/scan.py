@@ -363,8 +363,8 @@ class Scanner:
         self._gone: list[bytes] = []
         self._pending_bytes = 0
         self._last_progress = time.monotonic()
-        # Called once, at the first change: what the run will need next (the
-        # Globus modules) can be loaded while the scan goes on.
+        # Called once, at the first new or changed file to read: what the run
+        # will then need (the Globus modules) loads while the scan goes on.
         self.on_change: Callable[[], None] | None = None
 
     def run(
@@ -386,7 +386,7 @@ class Scanner:
         in_flight: deque[Future[Observed]] = deque()
         with ThreadPoolExecutor(self.workers, thread_name_prefix="hash") as pool:
             for entry, row in pairs:
-                if self.on_change is not None:
+                if self.on_change and entry is not None and entry[6] is None:
                     self.on_change()
                     self.on_change = None
                 self._pair(entry, row, pool, in_flight)

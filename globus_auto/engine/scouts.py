@@ -29,10 +29,13 @@ Why this is safe:
   stop signals to the run, which kills its scouts as it unwinds. It is forked
   before the scan starts a thread, and only from a process with no other
   thread, so it cannot inherit a lock another thread held.
-- The run reads until every scout said it is done; a scout that fails or
-  dies ends the scan with an error saying so, as an error of the scan in one
-  process would. What was written by then are batches like any other (the
-  datastore is crash-safe at every batch), and the next run scans again.
+- The run reads until every scout said it is done. A scout that fails or
+  dies (out of memory, a bug) is logged, and the run scans in one process
+  instead: what was written by then are batches like any other, and the scan
+  in one process finds the rest from a snapshot taken after them. A scout's
+  source error (the source cannot be listed) is the scan's, as in one
+  process. No scout starts (and the run scans in one process) when the
+  system has no process or descriptor to spare.
 - When the run stops (a signal, an error), it kills the scouts still
   running and waits for them; a scout whose run was killed outright finds
   its pipe closed at its next write (at least every ``COUNT_EVERY``) and
@@ -44,6 +47,7 @@ Imports :mod:`.scan`, :mod:`.walk` and :mod:`.walk_parallel`; no network.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import marshal
 import os
@@ -61,7 +65,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from globus_auto.engine.scan import Pair, changed_pairs, run_totals
 from globus_auto.engine.walk import EntryRow, Excluded, Span, safe_bound
 from globus_auto.engine.walk_parallel import walk_tree
-from globus_auto.errors import GlobusAutoError, SourceError
+from globus_auto.errors import SourceError
 
 if TYPE_CHECKING:
     from globus_auto.datastore.records import StoredRow
@@ -86,8 +90,16 @@ _SOURCE = 2  # (_SOURCE, message): a SourceError, as the walk raised it
 _FAILED = 3  # (_FAILED, traceback): any other exception
 
 
-class ScoutError(GlobusAutoError):
-    """A scan process failed or died before it finished its span."""
+class ScoutError(Exception):
+    """A scan process failed or died before it finished its span (the run
+    then scans in one process)."""
+
+
+class NoScouts(Exception):
+    """Scouts could not be started (no process or descriptor to spare)."""
+
+
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
 
 
 @dataclass(frozen=True)
@@ -108,8 +120,10 @@ def scout_spans(
 
     In this process when: SCAN_THREADS is 1 (the serial walk, as documented),
     there is one core or no ``fork``, another thread runs (a fork would copy
-    the locks it holds), or the datastore tracks fewer than SCOUT_MIN_FILES
-    (a first run tracks none: every file is new and goes through the run).
+    the locks it holds), the datastore tracks fewer than SCOUT_MIN_FILES (a
+    first run tracks none: every file is new and goes through the run), or
+    it is not in WAL mode (where a reader's lock would hold back the run's
+    writes while the reader waits for the run).
     """
     forced = os.environ.get(SCOUTS_VARIABLE)
     wanted = int(forced) if forced is not None else min(MAX_SCOUTS, _cores())
@@ -120,6 +134,8 @@ def scout_spans(
         return []
     total = store.count_files(job_id)
     if total < (0 if forced is not None else SCOUT_MIN_FILES):
+        return []
+    if reader.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
         return []
     cuts: list[bytes] = []
     for path in store.split_paths(job_id, wanted, total, reader):
@@ -170,27 +186,48 @@ class Scouts:
         self.close()
 
     def start(self, spans: Sequence[Span]) -> None:
-        """Fork one scout per span.
+        """Fork one scout per span; :class:`NoScouts` (none left running) if
+        the system has no process or descriptor to spare.
 
         The datastore's connection is closed meanwhile, and no other may be
         open in this process: SQLite's locks and its shared memory do not
         survive a fork, and a connection a child opened would share their
         bookkeeping with the parent's (sqlite.org/howtocorrupt.html,
-        "Carrying an open database connection across a fork()").
+        "Carrying an open database connection across a fork()"). Stop
+        signals wait meanwhile, so none reaches a child before it ignores
+        them (the run's handler would raise in the child's copy of the run).
         """
         with self.job.store.closed():
-            for span in spans:
-                read_fd, write_fd = os.pipe()
-                pid = os.fork()
-                if pid == 0:  # the scout: never returns
-                    _scout_main(self.job, span, write_fd)
-                os.close(write_fd)
-                self.scouts.append(_Scout(pid, read_fd, span))
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+            try:
+                for span in spans:
+                    self._fork(span, blocked)
+            except OSError as exc:
+                self.close()
+                raise NoScouts(str(exc)) from exc
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         log.debug(
             "scanning in %d processes, split at %s",
             len(spans),
             ", ".join(repr(os.fsdecode(s.low)) for s in spans[1:]),
         )
+
+    def _fork(self, span: Span, mask: Iterable[int]) -> None:
+        read_fd, write_fd = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read_fd)
+            os.close(write_fd)
+            raise
+        if pid == 0:  # the scout: never returns
+            try:
+                _scout_main(self.job, span, write_fd, mask)
+            finally:
+                os._exit(1)
+        os.close(write_fd)
+        self.scouts.append(_Scout(pid, read_fd, span))
 
     def pairs(self, count: Callable[[int, int], None]) -> Iterator[Pair]:
         """Every scout's pairs, as they come; files and bytes seen go to
@@ -213,12 +250,10 @@ class Scouts:
                     elif frame[0] == _SOURCE:
                         raise SourceError(frame[1])
                     else:
-                        log.error("a scan process failed:\n%s", frame[1])
+                        log.warning("a scan process failed:\n%s", frame[1])
                         raise ScoutError(
-                            f"the scan of {_shown(scout.span)} failed: "
-                            f"{frame[1].strip().splitlines()[-1]}; see the log. "
-                            "Nothing was lost; the next run scans again. "
-                            "SCAN_THREADS = 1 scans in one process"
+                            f"the scan of {_shown(scout.span)} in a process of "
+                            f"its own failed: {frame[1].strip().splitlines()[-1]}"
                         )
 
     def _frame(self, scout: _Scout) -> tuple[Any, ...]:
@@ -230,9 +265,8 @@ class Scouts:
                 assert isinstance(frame, tuple)
                 return frame
         raise ScoutError(
-            f"the scan of {_shown(scout.span)} ended before it finished "
-            f"({self._ending(scout)}). Nothing was lost; the next run scans "
-            "again. SCAN_THREADS = 1 scans in one process"
+            f"the scan of {_shown(scout.span)} in a process of its own ended "
+            f"before it finished ({self._ending(scout)})"
         )
 
     def _ending(self, scout: _Scout) -> str:
@@ -241,7 +275,7 @@ class Scouts:
         scout.reaped = True
         code = os.waitstatus_to_exitcode(status)
         if code < 0:
-            return f"killed by {signal.Signals(-code).name}; out of memory?"
+            return f"killed by signal {-code} ({signal.strsignal(-code)})"
         return f"exit status {code}"
 
     def close(self) -> None:
@@ -279,19 +313,31 @@ def _read_exactly(fd: int, size: int) -> bytes | None:
 # -- the scout ------------------------------------------------------------------
 
 
-def _scout_main(job: ScoutJob, span: Span, write_fd: int) -> NoReturn:
+def _scout_main(
+    job: ScoutJob, span: Span, write_fd: int, mask: Iterable[int]
+) -> NoReturn:
     """A forked scout's whole life: walk ``span``, report, exit."""
     code = 1
     try:
         # A stop signal (Ctrl-C, a closed terminal, systemd's stop, which
         # signals every process of the unit) is the run's to handle: it
         # unwinds, then kills its scouts. A scout dying first would make the
-        # run report a failed scan instead of the stop.
-        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        # run report a failed scan instead of the stop. (Blocked since the
+        # fork; ignored before they are let through.)
+        for signum in _STOP_SIGNALS:
             signal.signal(signum, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        # Garbage the run had not collected yet may hold descriptors that
+        # the closing below frees for reuse: collected here, it would close
+        # the scout's own.
+        gc.disable()
         logging.disable(logging.CRITICAL)
         # Only the pipe stays open: the run's job lock, its datastore and its
-        # log are its own (a lock held by a scout would outlive a killed run).
+        # log are its own (a lock held by a scout would outlive a killed run),
+        # and cron's output pipe ends with the run, not with its scouts.
+        null = os.open(os.devnull, os.O_RDWR)
+        for std in (0, 1, 2):
+            os.dup2(null, std)
         os.closerange(3, write_fd)
         os.closerange(write_fd + 1, _fd_limit())
         out = _Frames(write_fd)

@@ -212,7 +212,11 @@ def _walk_dir(
             # A link count of 2 means no subdirectory (as find's leaf
             # optimisation assumes): the names alone, sorted, are in path
             # order, and listing them costs far less than DirEntry objects.
-            leaf = os.fstat(fd).st_nlink == 2
+            # Not in a folder a span's bound falls in: its names are
+            # filtered before their kinds are known, and a folder among
+            # them (SMB mounts give every folder a link count of 2) must
+            # be kept by has_folder, not dropped by has_file.
+            leaf = os.fstat(fd).st_nlink == 2 and not (span and span.cuts(prefix))
             names = os.listdir(folder) if leaf else []
             listing = None if leaf else _list_dir(folder)
         except BaseException:

@@ -315,7 +315,7 @@ class _Walker:
         return found
 
     def _listing(self, path: bytes, prefix: bytes, folder: _Folder) -> list[Item]:
-        if _leaf(folder.fd):
+        if _leaf(folder.fd) and not (self.span and self.span.cuts(prefix)):
             names = sorted(os.listdir(path))
             if self.span is not None:
                 names = self.span.names(prefix, names)

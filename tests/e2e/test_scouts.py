@@ -67,6 +67,9 @@ def test_scouts_send_every_change_and_a_quiet_run_loads_no_globus(
     modules = helpers_e2e.imported_by_run(config, env)
     assert "globus_auto.engine.scouts" in modules  # the scouts did scan
     assert "globus_sdk" not in modules
+    (src / "d4" / "a18").unlink()  # a file gone: nothing to send either
+    modules = helpers_e2e.imported_by_run(config, env)
+    assert "globus_sdk" not in modules
 
 
 def test_a_run_killed_while_scouts_scan_leaves_the_lock_free(

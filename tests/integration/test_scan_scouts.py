@@ -9,6 +9,7 @@ is checked last.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -22,6 +23,7 @@ import pytest
 
 from globus_auto.datastore.opening import open_datastore
 from globus_auto.datastore.store import Datastore
+from globus_auto.engine import job as job_module
 from globus_auto.engine import scan, scouts, walk_parallel
 from globus_auto.engine.walk import Span
 from globus_auto.errors import SourceError
@@ -159,7 +161,7 @@ def failing_scout(how: str) -> object:
     ("how", "error", "words"),
     [
         ("raise", scouts.ScoutError, "RuntimeError: the disk said no"),
-        ("kill", scouts.ScoutError, "killed by SIGKILL"),
+        ("kill", scouts.ScoutError, "killed by signal 9"),
         ("source", SourceError, "cannot list /data: Permission denied"),
     ],
 )
@@ -177,12 +179,69 @@ def test_a_scout_that_fails_ends_the_scan_saying_so(
     with pytest.raises(error) as caught:
         scanned(store, src, use)
     assert words in str(caught.value)
-    if error is scouts.ScoutError:
-        assert "Nothing was lost" in str(caught.value)
-        assert "SCAN_THREADS = 1" in str(caught.value)
     assert rows(store) == before
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)  # every scout was waited for
+
+
+def test_a_run_whose_scout_fails_scans_in_one_process_instead(
+    two_stores: tuple[Path, Datastore, Datastore],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What the run does with a ScoutError: says so, and scans here."""
+    src, alone, store = two_stores
+    change_tree(src, random.Random(8))
+    use = spans_of(store, 2, monkeypatch)
+    monkeypatch.setattr(scouts, "_scout", failing_scout("kill"))
+    job = store.job_id("job", "job", NOW)
+    scanner = scan.Scanner(
+        os.fsencode(src), lambda o, g: store.apply_scan_batch(job, o, g), workers=4
+    )
+    work = scouts.ScoutJob(store, job, os.fsencode(src), None, 2)
+    assert job_module._scan_by_scouts(work, use, scanner, True) is None
+    assert "scanning in one process instead" in caplog.text
+    scanned(store, src, None)  # what scan_job then does
+    scanned(alone, src, None)
+    assert rows(store) == rows(alone)
+
+
+def test_no_process_to_spare_means_no_scouts_and_nothing_left_open(
+    two_stores: tuple[Path, Datastore, Datastore],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    src, _, store = two_stores
+    use = spans_of(store, 3, monkeypatch)
+    forks = 0
+    real_fork = os.fork
+
+    def fork_once() -> int:  # the second fork meets a process limit
+        nonlocal forks
+        forks += 1
+        if forks > 1:
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        return real_fork()
+
+    before = open_pipes()
+    monkeypatch.setattr(os, "fork", fork_once)
+    group = scouts.Scouts(scouts.ScoutJob(store, 1, os.fsencode(src), None, 2))
+    with pytest.raises(scouts.NoScouts, match="temporarily unavailable"):
+        group.start(use)
+    assert group.scouts == []
+    assert open_pipes() == before
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # the one started was killed and waited for
+    assert store.count_files(1) > 0  # the datastore is open again
+
+
+def open_pipes() -> int:
+    """How many of this process's descriptors are pipes."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        # (the listing's own descriptor is closed by the time it is read)
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("pipe:")
+    return count
 
 
 def test_scouts_only_where_they_pay(

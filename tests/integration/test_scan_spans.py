@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import stat
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -166,6 +167,44 @@ def test_the_spans_of_a_tree_find_what_one_scan_finds(
             assert all(span.has_file(path_of(p)) for p in part), span
             found += part
         assert sorted(found, key=path_of) == sorted(whole, key=path_of), spans
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_spans_find_every_change_where_every_folder_claims_no_subfolder(
+    tmp_path: Path, threads: int, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SMB mounts without unix extensions give every folder a link count of 2
+    (the Linux CIFS client's default), the sign the walk takes for "no
+    subfolder": a folder a bound falls in must not be filtered as files."""
+    real_fstat = os.fstat
+
+    class TwoLinks:
+        def __init__(self, st: os.stat_result) -> None:
+            self._st = st
+            self.st_nlink = 2
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._st, name)
+
+    def fstat(fd: int) -> object:
+        st = real_fstat(fd)
+        return TwoLinks(st) if stat.S_ISDIR(st.st_mode) else st
+
+    rng = random.Random(seed)
+    src = tmp_path / "src"
+    build(src, rng)
+    root = os.fsencode(src)
+    store = open_datastore(tmp_path / "state", NOW)
+    job = first_scan(store, root, threads)
+    mutate(src, rng)
+    monkeypatch.setattr(os, "fstat", fstat)
+    whole = pairs_of(store, job, root, threads, None)
+    paths = sorted({path_of(p) for p in whole} | {e.path for e in walk.walk(root)})
+    for bound in paths:
+        found: list[Pair] = []
+        for span in spans_at([bound]):
+            found += pairs_of(store, job, root, threads, span)
+        assert sorted(found, key=path_of) == sorted(whole, key=path_of), bound
 
 
 def test_each_span_walks_only_its_own_paths(tmp_path: Path, threads: int) -> None:
