@@ -16,13 +16,13 @@ import os
 import re
 import shlex
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from globus_auto.cli.completion import job_option
+from globus_auto.cli.completion import Decorated, job_option
 from globus_auto.clock import parse_duration
 from globus_auto.errors import EXIT_CODES_HELP
 from globus_auto.logs import CRON_LOG_NAME
@@ -37,6 +37,17 @@ SDK_VARIABLE_RE = re.compile(
 )
 # Variables that may hold secrets: never written into a crontab.
 SECRET_VARIABLES = ("GLOBUS_AUTO_CLIENT_SECRET", "GLOBUS_AUTO_EMAIL_PASSWORD")
+
+
+def every_option() -> Callable[[Decorated], Decorated]:
+    """The ``--every INTERVAL`` option of ``cron`` and ``systemd``."""
+    return click.option(
+        "--every",
+        default="15m",
+        show_default=True,
+        metavar="INTERVAL",
+        help="How often to run: 5m, 15m, 30m, 1h, 6h, 1d ...",
+    )
 
 
 def schedule_for(every: str) -> str:
@@ -175,13 +186,7 @@ def checked_settings(
     epilog="Example: (crontab -l; globus-auto cron --every 15m) | crontab -\n\n"
     + EXIT_CODES_HELP,
 )
-@click.option(
-    "--every",
-    default="15m",
-    show_default=True,
-    metavar="INTERVAL",
-    help="How often to run: 5m, 15m, 30m, 1h, 6h, 1d ...",
-)
+@every_option()
 @job_option()
 @click.pass_context
 def cron_command(ctx: click.Context, every: str, job_names: Sequence[str]) -> None:

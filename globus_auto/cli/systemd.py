@@ -25,6 +25,7 @@ from globus_auto.cli.completion import job_option
 from globus_auto.cli.cron import (
     CRON_PATH,
     checked_settings,
+    every_option,
     sdk_variables,
     secret_notes,
 )
@@ -174,13 +175,7 @@ def next_steps(units: Units) -> list[str]:
     "systemd",
     epilog="Example: globus-auto systemd --every 15m --install\n\n" + EXIT_CODES_HELP,
 )
-@click.option(
-    "--every",
-    default="15m",
-    show_default=True,
-    metavar="INTERVAL",
-    help="How often to run: 5m, 15m, 30m, 1h, 6h, 1d ...",
-)
+@every_option()
 @job_option()
 @click.option(
     "--install",

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from scans import scan_once
 
 from globus_auto.datastore.opening import open_datastore
 from globus_auto.datastore.store import Datastore
@@ -78,18 +79,7 @@ def store(tmp_path: Path) -> Datastore:
 
 
 def run_scan(store: Datastore, root: Path, threads: int) -> scan.ScanSummary:
-    job = store.job_id("job", "job", NOW)
-    reader = store.reader()
-    try:
-        scanner = scan.Scanner(
-            os.fsencode(root),
-            lambda observed, gone: store.apply_scan_batch(job, observed, gone),
-            workers=threads,
-        )
-        tree = walk_parallel.walk_tree(os.fsencode(root), None, threads)
-        return scanner.run(tree, store.iter_stored(job, reader))
-    finally:
-        reader.close()
+    return scan_once(store, root, threads)
 
 
 def test_slow_stat_calls_overlap_and_the_walk_is_unchanged(

@@ -20,11 +20,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from scans import scan_once
 
 from globus_auto.datastore.opening import open_datastore
 from globus_auto.datastore.store import Datastore
 from globus_auto.engine import job as job_module
-from globus_auto.engine import scan, scouts, walk_parallel
+from globus_auto.engine import scan, scouts
 from globus_auto.engine.walk import Span
 from globus_auto.errors import SourceError
 
@@ -60,21 +61,16 @@ def change_tree(root: Path, rng: random.Random) -> None:
 
 
 def scanned(store: Datastore, root: Path, use: list[Span] | None) -> scan.ScanSummary:
+    if use is None:
+        return scan_once(store, root, 4)
     job = store.job_id("job", "job", NOW)
     src = os.fsencode(root)
     scanner = scan.Scanner(
         src, lambda obs, gone: store.apply_scan_batch(job, obs, gone), workers=4
     )
-    if use is not None:
-        with scouts.Scouts(scouts.ScoutJob(store, job, src, None, 2)) as group:
-            group.start(use)
-            return scanner.consume(group.pairs(scanner.count))
-    reader = store.reader()
-    try:
-        tree = walk_parallel.walk_tree(src, None, 4)
-        return scanner.run(tree, store.iter_stored(job, reader))
-    finally:
-        reader.close()
+    with scouts.Scouts(scouts.ScoutJob(store, job, src, None, 2)) as group:
+        group.start(use)
+        return scanner.consume(group.pairs(scanner.count))
 
 
 def rows(store: Datastore) -> list[tuple[object, ...]]:

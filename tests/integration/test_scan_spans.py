@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from scans import scan_once
 
 from globus_auto.datastore.opening import open_datastore
 from globus_auto.datastore.store import Datastore
@@ -90,20 +91,8 @@ def mutate(root: Path, rng: random.Random) -> None:
 
 
 def first_scan(store: Datastore, root: bytes, threads: int) -> int:
-    job = store.job_id("job", "job", NOW)
-    reader = store.reader()
-    try:
-        scanner = scan.Scanner(
-            root,
-            lambda observed, gone: store.apply_scan_batch(job, observed, gone),
-            workers=threads,
-        )
-        scanner.run(
-            walk_parallel.walk_tree(root, None, threads), store.iter_stored(job, reader)
-        )
-    finally:
-        reader.close()
-    return job
+    scan_once(store, root, threads)
+    return store.job_id("job", "job", NOW)
 
 
 def pairs_of(

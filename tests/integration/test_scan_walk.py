@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from scans import scan_once
 
 from globus_auto.datastore.opening import open_datastore
 from globus_auto.datastore.store import Datastore
@@ -44,18 +45,7 @@ def store(tmp_path: Path) -> Datastore:
 
 
 def run_scan(store: Datastore, root: Path) -> scan.ScanSummary:
-    job = store.job_id("job", "job", NOW)
-    reader = store.reader()
-    try:
-        scanner = scan.Scanner(
-            os.fsencode(root),
-            lambda observed, gone: store.apply_scan_batch(job, observed, gone),
-            workers=THREADS,
-        )
-        tree = walk_parallel.walk_tree(os.fsencode(root), None, THREADS)
-        return scanner.run(tree, store.iter_stored(job, reader))
-    finally:
-        reader.close()
+    return scan_once(store, root, THREADS)
 
 
 def tracked(store: Datastore) -> set[bytes]:
